@@ -1,0 +1,1 @@
+pub use russh; pub use fast_socks5;
