@@ -1,1 +1,18 @@
-pub use russh; pub use fast_socks5;
+//! jumpgate: `ssh -D` as a service. A pool of SSH sessions to jump hosts
+//! serving local SOCKS5 endpoints whose CONNECTs become `direct-tcpip`
+//! channels. `main.rs` is a thin shell over `cli::main`.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod proxy;
+pub mod relay;
+pub mod ssh;
+pub mod telemetry;

@@ -1,0 +1,157 @@
+//! Command line: subcommands, and the one place where errors become messages
+//! and exit codes (0 ok, 1 runtime failure, 2 usage (clap), 78 config).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tracing::error;
+
+use crate::config::Config;
+use crate::daemon::{Daemon, Shutdown};
+use crate::ssh::identity;
+use crate::ssh::session::{JumpSession, SessionSettings};
+
+pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_CONFIG: u8 = 78;
+
+/// How long open tunnels may finish after SIGTERM/SIGINT.
+const GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "jumpgate",
+    version,
+    about = "ssh -D as a service: SOCKS5 over a pool of SSH sessions"
+)]
+pub struct Cli {
+    /// More logging (-v debug, -vv debug for libraries too, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log as JSON lines, for machines.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon in the foreground.
+    Run {
+        /// Config file (TOML).
+        #[arg(short, long, default_value = "/etc/jumpgate/jumpgate.toml")]
+        config: PathBuf,
+    },
+    /// Validate the config, log in to every upstream once, report.
+    Check {
+        #[arg(short, long, default_value = "/etc/jumpgate/jumpgate.toml")]
+        config: PathBuf,
+    },
+    /// No setup: a built-in jump host and a SOCKS5 endpoint to try.
+    Demo {
+        /// Port to try first (the next free one is used if taken).
+        #[arg(long, default_value_t = 1080)]
+        port: u16,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init(cli.verbose, cli.log_format == LogFormat::Json);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jumpgate: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let code = rt.block_on(async {
+        match cli.command {
+            Command::Run { config } => run(&config).await,
+            Command::Check { config } => check(&config).await,
+            Command::Demo { port } => crate::demo::run(port).await,
+        }
+    });
+    ExitCode::from(code)
+}
+
+fn load(path: &std::path::Path) -> Result<Config, u8> {
+    Config::load(path).map_err(|e| {
+        eprintln!("jumpgate: {e}");
+        EXIT_CONFIG
+    })
+}
+
+/// Binds, then serves until a signal; returns the exit code.
+pub async fn serve_config(config: Config) -> u8 {
+    let daemon = match Daemon::bind(config).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("jumpgate: {e}");
+            return e.exit_code();
+        }
+    };
+    let shutdown = Shutdown::new(GRACE);
+    if let Err(e) = shutdown.on_signals() {
+        error!(error = %e, "cannot install signal handlers");
+        return EXIT_RUNTIME;
+    }
+    daemon.serve(shutdown).await;
+    0
+}
+
+async fn run(path: &std::path::Path) -> u8 {
+    match load(path) {
+        Ok(c) => serve_config(c).await,
+        Err(code) => code,
+    }
+}
+
+async fn check(path: &std::path::Path) -> u8 {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    println!("{}: config ok", path.display());
+    let mut code = 0;
+    for u in &config.upstreams {
+        let ids = match identity::load_all(&u.identity_files, u.passphrase.as_ref()) {
+            Ok(ids) => ids,
+            Err(e) => {
+                println!("upstream {}: FAILED: {e}", u.name);
+                code = EXIT_CONFIG;
+                continue;
+            }
+        };
+        let settings = SessionSettings::new(u.clone(), ids);
+        match JumpSession::connect(&settings).await {
+            Ok(s) => {
+                println!(
+                    "upstream {}: ok ({}@{}, host key verified per host_key_check)",
+                    u.name,
+                    u.user,
+                    settings.addr()
+                );
+                s.disconnect("jumpgate check done").await;
+            }
+            Err(e) => {
+                println!("upstream {}: FAILED: {e}", u.name);
+                if code == 0 {
+                    code = EXIT_RUNTIME;
+                }
+            }
+        }
+    }
+    code
+}

@@ -1,0 +1,684 @@
+//! The TOML configuration: parsed into raw serde types (unknown keys are
+//! errors), then validated into typed values that hold their invariants, so
+//! nothing downstream deals with "must be set by now" options. Every error
+//! names the file, the line and the key. Parsing works on text, so tests need
+//! no file. Used by `cli` (load) and `daemon` (wiring).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        path: DisplayPath,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {msg}")]
+    Invalid {
+        path: DisplayPath,
+        line: usize,
+        msg: String,
+    },
+    #[error("{path}: {msg}")]
+    Whole { path: DisplayPath, msg: String },
+}
+
+/// A path as shown in messages (lossy, never fails).
+#[derive(Debug, Clone)]
+pub struct DisplayPath(pub PathBuf);
+
+impl fmt::Display for DisplayPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.display())
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub upstreams: Vec<Upstream>,
+    pub listeners: Vec<Listener>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKeyCheck {
+    /// Refuse unknown and changed host keys (OpenSSH `StrictHostKeyChecking yes`).
+    Strict,
+    /// Record unknown keys, refuse changed ones (`accept-new`).
+    AcceptNew,
+    /// Accept anything (`no`), logged loudly.
+    Off,
+}
+
+/// Where the passphrase of encrypted identity files comes from; the daemon
+/// never prompts.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PassphraseSource {
+    Env(String),
+    File(PathBuf),
+}
+
+impl fmt::Debug for PassphraseSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env(v) => write!(f, "env:{v}"),
+            Self::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub interval: Duration,
+    /// Unanswered keepalives after which the session is declared dead.
+    pub count_max: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// Empty means: the OpenSSH default identities that exist.
+    pub identity_files: Vec<PathBuf>,
+    pub passphrase: Option<PassphraseSource>,
+    pub agent: bool,
+    pub known_hosts: PathBuf,
+    pub host_key_check: HostKeyCheck,
+    pub keepalive: Keepalive,
+    pub reconnect: Backoff,
+    /// TCP connect + SSH handshake + authentication.
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    Socks5,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub kind: ListenerKind,
+    pub bind: SocketAddr,
+    /// Index into `Config::upstreams`.
+    pub via: usize,
+    pub handshake_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+// === raw serde types ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    upstream: Vec<Spanned<RawUpstream>>,
+    #[serde(default)]
+    listener: Vec<Spanned<RawListener>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    name: Spanned<String>,
+    host: Spanned<String>,
+    port: Option<Spanned<i64>>,
+    user: Option<String>,
+    #[serde(default)]
+    identity_files: Vec<Spanned<String>>,
+    passphrase_env: Option<String>,
+    passphrase_file: Option<Spanned<String>>,
+    agent: Option<bool>,
+    known_hosts: Option<Spanned<String>>,
+    host_key_check: Option<Spanned<String>>,
+    keepalive: Option<Spanned<RawKeepalive>>,
+    reconnect: Option<Spanned<RawBackoff>>,
+    connect_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeepalive {
+    interval: Option<Spanned<String>>,
+    count_max: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackoff {
+    initial: Option<Spanned<String>>,
+    max: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    name: Spanned<String>,
+    kind: Option<Spanned<String>>,
+    bind: Spanned<String>,
+    via: Option<Spanned<String>>,
+    handshake_timeout: Option<Spanned<String>>,
+    connect_timeout: Option<Spanned<String>>,
+}
+
+pub const DEFAULT_KEEPALIVE: Keepalive = Keepalive {
+    interval: Duration::from_secs(15),
+    count_max: 3,
+};
+pub const DEFAULT_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(250),
+    max: Duration::from_secs(30),
+};
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: DisplayPath(path.to_owned()),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` is only used in messages and to
+    /// resolve nothing else (relative paths stay relative to the cwd, as ssh).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cx = Cx { text, path };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| cx.line_of(s.start)).unwrap_or(1);
+            cx.err_line(line, e.message().trim_end().replace('\n', "; "))
+        })?;
+        cx.validate(raw)
+    }
+}
+
+/// Validation context: turns byte spans into `path:line:` errors.
+struct Cx<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Cx<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err_line(&self, line: usize, msg: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: DisplayPath(self.path.to_owned()),
+            line,
+            msg: msg.into(),
+        }
+    }
+
+    fn err<T>(&self, at: &Spanned<T>, msg: impl Into<String>) -> ConfigError {
+        self.err_line(self.line_of(at.span().start), msg)
+    }
+
+    fn duration(
+        &self,
+        key: &str,
+        v: Option<&Spanned<String>>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        let d = parse_duration(v.get_ref())
+            .map_err(|e| self.err(v, format!("{key} = {:?}: {e}", v.get_ref())))?;
+        if d.is_zero() {
+            return Err(self.err(v, format!("{key} must be more than zero")));
+        }
+        Ok(d)
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let whole = |msg: &str| ConfigError::Whole {
+            path: DisplayPath(self.path.to_owned()),
+            msg: msg.to_owned(),
+        };
+        if raw.upstream.is_empty() {
+            return Err(whole("no [[upstream]]: at least one jump host is needed"));
+        }
+        if raw.listener.is_empty() {
+            return Err(whole("no [[listener]]: at least one listener is needed"));
+        }
+        let mut upstreams = Vec::new();
+        let mut names = HashSet::new();
+        for u in &raw.upstream {
+            let up = self.upstream(u.get_ref())?;
+            if !names.insert(up.name.clone()) {
+                return Err(self.err(
+                    &u.get_ref().name,
+                    format!("upstream name {:?} is used twice", up.name),
+                ));
+            }
+            upstreams.push(up);
+        }
+        let mut listeners = Vec::new();
+        let mut lnames = HashSet::new();
+        for l in &raw.listener {
+            let li = self.listener(l.get_ref(), &upstreams)?;
+            if !lnames.insert(li.name.clone()) {
+                return Err(self.err(
+                    &l.get_ref().name,
+                    format!("listener name {:?} is used twice", li.name),
+                ));
+            }
+            listeners.push(li);
+        }
+        Ok(Config {
+            upstreams,
+            listeners,
+        })
+    }
+
+    fn name(&self, what: &str, n: &Spanned<String>) -> Result<String, ConfigError> {
+        let s = n.get_ref();
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return Err(self.err(
+                n,
+                format!("{what} name {s:?}: use 1-64 letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        Ok(s.clone())
+    }
+
+    fn upstream(&self, u: &RawUpstream) -> Result<Upstream, ConfigError> {
+        let name = self.name("upstream", &u.name)?;
+        let host = u.host.get_ref().trim().to_owned();
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(self.err(&u.host, format!("host = {:?} is not a host name", host)));
+        }
+        let port = match &u.port {
+            None => 22,
+            Some(p) => u16::try_from(*p.get_ref())
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| self.err(p, format!("port = {}: not in 1-65535", p.get_ref())))?,
+        };
+        let user = match &u.user {
+            Some(user) => user.clone(),
+            None => local_user().ok_or_else(|| {
+                self.err(
+                    &u.name,
+                    format!("upstream {name}: no user given and the local user name is unknown"),
+                )
+            })?,
+        };
+        let identity_files = u
+            .identity_files
+            .iter()
+            .map(|p| expand_tilde(p.get_ref()))
+            .collect();
+        let passphrase = match (&u.passphrase_env, &u.passphrase_file) {
+            (Some(_), Some(f)) => {
+                return Err(self.err(f, "set passphrase_env or passphrase_file, not both"))
+            }
+            (Some(v), None) => Some(PassphraseSource::Env(v.clone())),
+            (None, Some(f)) => Some(PassphraseSource::File(expand_tilde(f.get_ref()))),
+            (None, None) => None,
+        };
+        let known_hosts = u
+            .known_hosts
+            .as_ref()
+            .map(|p| expand_tilde(p.get_ref()))
+            .unwrap_or_else(|| expand_tilde("~/.ssh/known_hosts"));
+        let host_key_check = match &u.host_key_check {
+            None => HostKeyCheck::Strict,
+            Some(v) => match v.get_ref().as_str() {
+                "strict" | "yes" => HostKeyCheck::Strict,
+                "accept-new" => HostKeyCheck::AcceptNew,
+                "off" | "no" => HostKeyCheck::Off,
+                other => {
+                    return Err(self.err(
+                        v,
+                        format!("host_key_check = {other:?}: use strict, accept-new or off"),
+                    ))
+                }
+            },
+        };
+        let keepalive = match &u.keepalive {
+            None => DEFAULT_KEEPALIVE,
+            Some(k) => {
+                let k = k.get_ref();
+                let count_max = match &k.count_max {
+                    None => DEFAULT_KEEPALIVE.count_max,
+                    Some(c) => u32::try_from(*c.get_ref())
+                        .ok()
+                        .filter(|c| (1..=1000).contains(c))
+                        .ok_or_else(|| {
+                            self.err(
+                                c,
+                                format!("keepalive.count_max = {}: use 1-1000", c.get_ref()),
+                            )
+                        })?,
+                };
+                Keepalive {
+                    interval: self.duration(
+                        "keepalive.interval",
+                        k.interval.as_ref(),
+                        DEFAULT_KEEPALIVE.interval,
+                    )?,
+                    count_max,
+                }
+            }
+        };
+        let reconnect = match &u.reconnect {
+            None => DEFAULT_BACKOFF,
+            Some(r) => {
+                let rr = r.get_ref();
+                let b = Backoff {
+                    initial: self.duration(
+                        "reconnect.initial",
+                        rr.initial.as_ref(),
+                        DEFAULT_BACKOFF.initial,
+                    )?,
+                    max: self.duration("reconnect.max", rr.max.as_ref(), DEFAULT_BACKOFF.max)?,
+                };
+                if b.initial > b.max {
+                    return Err(self.err(r, "reconnect.initial is longer than reconnect.max"));
+                }
+                b
+            }
+        };
+        let connect_timeout = self.duration(
+            "connect_timeout",
+            u.connect_timeout.as_ref(),
+            DEFAULT_TIMEOUT,
+        )?;
+        Ok(Upstream {
+            name,
+            host,
+            port,
+            user,
+            identity_files,
+            passphrase,
+            agent: u.agent.unwrap_or(true),
+            known_hosts,
+            host_key_check,
+            keepalive,
+            reconnect,
+            connect_timeout,
+        })
+    }
+
+    fn listener(&self, l: &RawListener, ups: &[Upstream]) -> Result<Listener, ConfigError> {
+        let name = self.name("listener", &l.name)?;
+        let kind = match &l.kind {
+            None => ListenerKind::Socks5,
+            Some(k) => match k.get_ref().as_str() {
+                "socks5" => ListenerKind::Socks5,
+                "http" | "forward" => {
+                    return Err(self.err(
+                        k,
+                        format!(
+                        "listener {name}: kind = {:?} is not available in this version; use socks5",
+                        k.get_ref()
+                    ),
+                    ))
+                }
+                other => {
+                    return Err(
+                        self.err(k, format!("listener {name}: kind = {other:?}: use socks5"))
+                    )
+                }
+            },
+        };
+        let bind = parse_bind(l.bind.get_ref()).ok_or_else(|| {
+            self.err(
+                &l.bind,
+                format!(
+                    "listener {name}: bind = {:?}: expected IP:PORT such as \"127.0.0.1:1080\" or \"[::1]:1080\"",
+                    l.bind.get_ref()
+                ),
+            )
+        })?;
+        let via = match &l.via {
+            Some(v) => ups
+                .iter()
+                .position(|u| &u.name == v.get_ref())
+                .ok_or_else(|| {
+                    let known: Vec<&str> = ups.iter().map(|u| u.name.as_str()).collect();
+                    self.err(
+                        v,
+                        format!(
+                            "listener {name}: via = {:?} names no upstream (known: {})",
+                            v.get_ref(),
+                            known.join(", ")
+                        ),
+                    )
+                })?,
+            None if ups.len() == 1 => 0,
+            None => {
+                return Err(self.err(
+                    &l.name,
+                    format!(
+                        "listener {name}: several upstreams exist, say which with via = \"NAME\""
+                    ),
+                ))
+            }
+        };
+        Ok(Listener {
+            name,
+            kind,
+            bind,
+            via,
+            handshake_timeout: self.duration(
+                "handshake_timeout",
+                l.handshake_timeout.as_ref(),
+                DEFAULT_TIMEOUT,
+            )?,
+            connect_timeout: self.duration(
+                "connect_timeout",
+                l.connect_timeout.as_ref(),
+                DEFAULT_TIMEOUT,
+            )?,
+        })
+    }
+}
+
+/// `"15s"`, `"250ms"`, `"1m 30s"` (humantime syntax).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("not a duration ({e}); use e.g. \"15s\" or \"250ms\""))
+}
+
+/// `IP:PORT`, or a bare port meaning 127.0.0.1 (as `ssh -D 1080`).
+pub fn parse_bind(s: &str) -> Option<SocketAddr> {
+    let s = s.trim();
+    if let Ok(port) = s.parse::<u16>() {
+        return Some(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    if let Some(rest) = s.strip_prefix("localhost:") {
+        return rest
+            .parse::<u16>()
+            .ok()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+    s.parse().ok()
+}
+
+pub fn expand_tilde(p: &str) -> PathBuf {
+    if p == "~" {
+        return home_dir();
+    }
+    match p.strip_prefix("~/") {
+        Some(rest) => home_dir().join(rest),
+        None => PathBuf::from(p),
+    }
+}
+
+fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// The local user name, as ssh picks the default remote user: $USER,
+/// $LOGNAME, else our uid's entry in /etc/passwd (services often run with
+/// neither variable set).
+fn local_user() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(u) = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+    {
+        return Some(u);
+    }
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("/etc/jumpgate.toml"))
+    }
+
+    const GOOD: &str = r#"
+[[upstream]]
+name = "corp"
+host = "bastion.example"
+user = "ci"
+identity_files = ["~/.ssh/id_ed25519"]
+keepalive = { interval = "5s", count_max = 2 }
+
+[[listener]]
+name = "browser"
+bind = "127.0.0.1:1080"
+via = "corp"
+handshake_timeout = "3s"
+"#;
+
+    #[test]
+    fn good_config_is_typed() {
+        let c = parse(GOOD).expect("valid");
+        let u = &c.upstreams[0];
+        assert_eq!(u.port, 22);
+        assert_eq!(u.host_key_check, HostKeyCheck::Strict);
+        assert_eq!(u.keepalive.interval, Duration::from_secs(5));
+        assert_eq!(u.keepalive.count_max, 2);
+        assert!(u.identity_files[0].ends_with(".ssh/id_ed25519"));
+        assert!(!u.identity_files[0].starts_with("~"));
+        let l = &c.listeners[0];
+        assert_eq!(l.bind, "127.0.0.1:1080".parse().expect("addr"));
+        assert_eq!(l.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(l.connect_timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = GOOD.replace("user = \"ci\"", "user = \"ci\"\nusername = \"x\"");
+        let e = parse(&text).expect_err("unknown key").to_string();
+        assert!(e.starts_with("/etc/jumpgate.toml:6: "), "{e}");
+        assert!(e.contains("username"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let text = GOOD
+            .replace("port", "")
+            .replace("via = \"corp\"", "via = corp\"");
+        let e = parse(&text).expect_err("syntax").to_string();
+        assert!(e.starts_with("/etc/jumpgate.toml:12: "), "{e}");
+    }
+
+    #[test]
+    fn via_must_name_an_upstream() {
+        let e = parse(&GOOD.replace("via = \"corp\"", "via = \"lab\""))
+            .expect_err("unknown via")
+            .to_string();
+        assert!(
+            e.contains(":12: listener browser: via = \"lab\" names no upstream (known: corp)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_duration_and_port_have_lines() {
+        let e = parse(&GOOD.replace("\"3s\"", "\"15 parsecs\""))
+            .expect_err("dur")
+            .to_string();
+        assert!(
+            e.contains(":13: handshake_timeout = \"15 parsecs\": not a duration"),
+            "{e}"
+        );
+        let e = parse(&GOOD.replace("user = \"ci\"", "user = \"ci\"\nport = 70000"))
+            .expect_err("port")
+            .to_string();
+        assert!(e.contains(":6: port = 70000"), "{e}");
+    }
+
+    #[test]
+    fn bad_enum_values_are_explained() {
+        let e = parse(&GOOD.replace("user = \"ci\"", "user = \"ci\"\nhost_key_check = \"maybe\""))
+            .expect_err("hkc")
+            .to_string();
+        assert!(e.contains("use strict, accept-new or off"), "{e}");
+        let e = parse(&GOOD.replace(
+            "name = \"browser\"",
+            "name = \"browser\"\nkind = \"socks4\"",
+        ))
+        .expect_err("kind")
+        .to_string();
+        assert!(e.contains("kind = \"socks4\""), "{e}");
+    }
+
+    #[test]
+    fn missing_sections_and_duplicates() {
+        assert!(parse("")
+            .expect_err("empty")
+            .to_string()
+            .contains("no [[upstream]]"));
+        let twice = format!("{GOOD}\n[[upstream]]\nname = \"corp\"\nhost = \"h\"\n");
+        let e = parse(&twice).expect_err("dup").to_string();
+        assert!(e.contains("used twice"), "{e}");
+    }
+
+    #[test]
+    fn bind_forms() {
+        assert_eq!(
+            parse_bind("1080"),
+            Some("127.0.0.1:1080".parse().expect("a"))
+        );
+        assert_eq!(
+            parse_bind("[::1]:1080"),
+            Some("[::1]:1080".parse().expect("a"))
+        );
+        assert_eq!(
+            parse_bind("localhost:9"),
+            Some("127.0.0.1:9".parse().expect("a"))
+        );
+        assert_eq!(parse_bind("nonsense"), None);
+    }
+}

@@ -1,0 +1,185 @@
+//! Wiring: from a validated `Config` to running listeners and upstream
+//! supervisors, in a fixed order (load keys, bind every socket, log the
+//! addresses, serve), and the two-phase shutdown (drain, then force).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{Config, ListenerKind};
+use crate::proxy::socks5::Socks5Listener;
+use crate::ssh::identity::{self, IdentityError};
+use crate::ssh::session::SessionSettings;
+use crate::ssh::upstream::Upstream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("upstream {upstream}: {source}")]
+    Identity {
+        upstream: String,
+        source: IdentityError,
+    },
+    #[error("listener {listener}: cannot listen on {addr}: {source}")]
+    Bind {
+        listener: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl DaemonError {
+    /// Key problems are configuration (78: systemd should not restart);
+    /// a busy port may free up (1).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Identity { .. } => 78,
+            Self::Bind { .. } => 1,
+        }
+    }
+}
+
+/// The shutdown signals: `drain` stops accepting and lets tunnels finish,
+/// `force` ends the tunnels still open after `grace`.
+#[derive(Clone)]
+pub struct Shutdown {
+    pub drain: CancellationToken,
+    pub force: CancellationToken,
+    pub grace: Duration,
+}
+
+impl Shutdown {
+    pub fn new(grace: Duration) -> Shutdown {
+        Shutdown {
+            drain: CancellationToken::new(),
+            force: CancellationToken::new(),
+            grace,
+        }
+    }
+
+    /// Cancels `drain` on SIGINT or SIGTERM; a second signal forces.
+    pub fn on_signals(&self) -> std::io::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let me = self.clone();
+        tokio::spawn(async move {
+            for n in 0..2 {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                if n == 0 {
+                    info!("signal received: draining (again to force)");
+                    me.drain.cancel();
+                } else {
+                    me.force.cancel();
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Everything bound and loaded, not yet serving.
+pub struct Daemon {
+    upstreams: Vec<Arc<Upstream>>,
+    listeners: Vec<(Arc<Socks5Listener>, TcpListener)>,
+}
+
+impl Daemon {
+    pub async fn bind(config: Config) -> Result<Daemon, DaemonError> {
+        let mut upstreams = Vec::new();
+        for u in &config.upstreams {
+            let ids =
+                identity::load_all(&u.identity_files, u.passphrase.as_ref()).map_err(|source| {
+                    DaemonError::Identity {
+                        upstream: u.name.clone(),
+                        source,
+                    }
+                })?;
+            upstreams.push(Upstream::new(SessionSettings::new(u.clone(), ids)));
+        }
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let tcp = TcpListener::bind(l.bind)
+                .await
+                .map_err(|source| DaemonError::Bind {
+                    listener: l.name.clone(),
+                    addr: l.bind,
+                    source,
+                })?;
+            let ListenerKind::Socks5 = l.kind;
+            let sl = Socks5Listener {
+                name: l.name.clone(),
+                upstream: upstreams[l.via].clone(),
+                handshake_timeout: l.handshake_timeout,
+                connect_timeout: l.connect_timeout,
+            };
+            listeners.push((Arc::new(sl), tcp));
+        }
+        Ok(Daemon {
+            upstreams,
+            listeners,
+        })
+    }
+
+    /// The bound addresses, by listener name (port 0 resolved).
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|(l, t)| t.local_addr().ok().map(|a| (l.name.clone(), a)))
+            .collect()
+    }
+
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.upstreams
+    }
+
+    /// Serves until `shutdown.drain`, then drains within the grace period.
+    pub async fn serve(self, shutdown: Shutdown) {
+        let sessions_stop = CancellationToken::new();
+        let supervisors = TaskTracker::new();
+        for up in &self.upstreams {
+            supervisors.spawn(up.clone().supervise(sessions_stop.clone()));
+        }
+        let clients = TaskTracker::new();
+        let accept_loops = TaskTracker::new();
+        for (l, tcp) in self.listeners {
+            if let Ok(addr) = tcp.local_addr() {
+                info!(listener = %l.name, kind = "socks5", %addr, via = %l.upstream.name(), "listening");
+            }
+            accept_loops.spawn(l.serve(
+                tcp,
+                clients.clone(),
+                shutdown.drain.clone(),
+                shutdown.force.clone(),
+            ));
+        }
+        accept_loops.close();
+
+        shutdown.drain.cancelled().await;
+        accept_loops.wait().await;
+        clients.close();
+        if !clients.is_empty() {
+            info!(tunnels = clients.len(), grace = ?shutdown.grace, "waiting for open tunnels");
+        }
+        tokio::select! {
+            _ = clients.wait() => {}
+            _ = tokio::time::sleep(shutdown.grace) => {
+                warn!(tunnels = clients.len(), "grace period over, closing remaining tunnels");
+                shutdown.force.cancel();
+            }
+            _ = shutdown.force.cancelled() => {}
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), clients.wait()).await;
+        sessions_stop.cancel();
+        supervisors.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), supervisors.wait()).await;
+        info!("stopped");
+    }
+}

@@ -1,0 +1,171 @@
+//! `jumpgate demo`: the embedded default. Starts an in-process jump host
+//! (`jump_host`) on loopback with fresh keys, writes the client key and a
+//! known_hosts line to a private temp dir, and runs the ordinary daemon
+//! against it, so the demo exercises the real path (key files, host key
+//! check, SOCKS, relay) with no setup.
+
+pub mod jump_host;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use russh::keys::{Algorithm, PrivateKey};
+use tracing::error;
+
+use crate::cli::EXIT_RUNTIME;
+use crate::config::{
+    Config, HostKeyCheck, Listener, ListenerKind, Upstream, DEFAULT_BACKOFF, DEFAULT_KEEPALIVE,
+};
+use crate::daemon::{Daemon, DaemonError, Shutdown};
+use crate::ssh::identity;
+use jump_host::{Behaviour, JumpHost, JumpHostConfig, DEMO_HOST};
+
+/// Ports tried after the requested one before letting the OS choose.
+const PORT_TRIES: u16 = 10;
+
+pub async fn run(first_port: u16) -> u8 {
+    match start(first_port).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("jumpgate demo: {e}");
+            EXIT_RUNTIME
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DemoError {
+    #[error("cannot create keys: {0}")]
+    Keys(String),
+    #[error("cannot write demo files: {0}")]
+    Files(#[from] std::io::Error),
+    #[error("{0}")]
+    JumpHost(#[from] jump_host::JumpHostError),
+    #[error("{0}")]
+    Daemon(#[from] DaemonError),
+    #[error("{0}")]
+    Identity(#[from] identity::IdentityError),
+}
+
+async fn start(first_port: u16) -> Result<u8, DemoError> {
+    let host_key = PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519)
+        .map_err(|e| DemoError::Keys(e.to_string()))?;
+    let client_key = PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519)
+        .map_err(|e| DemoError::Keys(e.to_string()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("jumpgate-demo-")
+        .tempdir()?;
+    let key_path = dir.path().join("id_ed25519");
+    let pem = client_key
+        .to_openssh(Default::default())
+        .map_err(|e| DemoError::Keys(e.to_string()))?;
+    write_private(&key_path, pem.as_bytes())?;
+
+    let jump = JumpHost::start(JumpHostConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        host_key: host_key.clone(),
+        authorized: vec![client_key.public_key().clone()],
+        behaviour: Behaviour::default(),
+    })
+    .await?;
+    let known_hosts = dir.path().join("known_hosts");
+    let host_pub = host_key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| DemoError::Keys(e.to_string()))?;
+    std::fs::write(
+        &known_hosts,
+        format!("[127.0.0.1]:{} {}\n", jump.addr().port(), host_pub.trim()),
+    )?;
+
+    let upstream = Upstream {
+        name: "demo".into(),
+        host: "127.0.0.1".into(),
+        port: jump.addr().port(),
+        user: "demo".into(),
+        identity_files: vec![key_path.clone()],
+        passphrase: None,
+        agent: false,
+        known_hosts,
+        host_key_check: HostKeyCheck::Strict,
+        keepalive: DEFAULT_KEEPALIVE,
+        reconnect: DEFAULT_BACKOFF,
+        connect_timeout: Duration::from_secs(10),
+    };
+    let ids = identity::load_all(&upstream.identity_files, None)?;
+    drop(ids); // loaded again by the daemon; this only fails early with a clear error
+
+    let daemon = bind_first_free(upstream, first_port).await?;
+    let Some((_, addr)) = daemon.local_addrs().into_iter().next() else {
+        return Ok(EXIT_RUNTIME);
+    };
+    print_instructions(addr);
+    let shutdown = Shutdown::new(Duration::from_secs(2));
+    if let Err(e) = shutdown.on_signals() {
+        error!(error = %e, "cannot install signal handlers");
+        return Ok(EXIT_RUNTIME);
+    }
+    daemon.serve(shutdown).await;
+    drop(jump);
+    drop(dir);
+    Ok(0)
+}
+
+async fn bind_first_free(upstream: Upstream, first: u16) -> Result<Daemon, DemoError> {
+    let mut ports: Vec<u16> = (0..PORT_TRIES)
+        .filter_map(|i| first.checked_add(i))
+        .collect();
+    ports.push(0);
+    let mut last = None;
+    for port in ports {
+        let config = Config {
+            upstreams: vec![upstream.clone()],
+            listeners: vec![Listener {
+                name: "demo".into(),
+                kind: ListenerKind::Socks5,
+                bind: SocketAddr::from(([127, 0, 0, 1], port)),
+                via: 0,
+                handshake_timeout: Duration::from_secs(10),
+                connect_timeout: Duration::from_secs(10),
+            }],
+        };
+        match Daemon::bind(config).await {
+            Ok(d) => return Ok(d),
+            Err(e @ DaemonError::Bind { .. }) => last = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last
+        .map(DemoError::from)
+        .unwrap_or_else(|| DemoError::Keys("no port".into())))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+fn print_instructions(addr: SocketAddr) {
+    println!(
+        "\njumpgate demo: a SOCKS5 proxy on {addr}, tunnelled over SSH to a built-in jump host.\n\
+         \n\
+         Try it (the name {DEMO_HOST} exists only on the jump host):\n\
+         \n    curl --socks5-hostname {addr} http://{DEMO_HOST}/\n\
+         \n\
+         Firefox: Settings > Network Settings > Manual proxy configuration:\n\
+         \x20   SOCKS Host {ip}, Port {port}, SOCKS v5, and tick \"Proxy DNS when using SOCKS v5\".\n\
+         \x20   Then open http://{DEMO_HOST}/\n\
+         \n\
+         Other sites go through the demo jump host too (it runs on this machine).\n\
+         Stop with Ctrl-C.\n",
+        ip = addr.ip(),
+        port = addr.port(),
+    );
+}

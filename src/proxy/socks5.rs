@@ -1,0 +1,227 @@
+//! The SOCKS5 listener: accept loop and per-client handling on fast-socks5's
+//! type-state server protocol (no-auth, CONNECT). Names are never resolved
+//! here; they go as-is into `direct-tcpip` so the jump host resolves them.
+//! The reply is sent only after the jump host confirmed or refused the
+//! channel, with the code that says why (`reply_for`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fast_socks5::server::{Socks5ServerProtocol, SocksServerError};
+use fast_socks5::util::target_addr::TargetAddr;
+use fast_socks5::{ReplyError, Socks5Command};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::relay::{self, End};
+use crate::ssh::session::{FailureReason, OpenError};
+use crate::ssh::upstream::Upstream;
+
+/// What a SOCKS listener needs; shared by its client tasks.
+pub struct Socks5Listener {
+    pub name: String,
+    pub upstream: Arc<Upstream>,
+    pub handshake_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ClientError {
+    #[error("SOCKS handshake did not finish within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("SOCKS handshake: {0}")]
+    Socks(#[from] SocksServerError),
+}
+
+impl Socks5Listener {
+    /// Accepts until `drain` is cancelled; client tasks go on `tracker`.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tracker: TaskTracker,
+        drain: CancellationToken,
+        force: CancellationToken,
+    ) {
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let accepted = tokio::select! {
+                _ = drain.cancelled() => break,
+                r = listener.accept() => r,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(c) => {
+                    backoff = Duration::from_millis(5);
+                    c
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(listener = %self.name, error = %e, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let span = info_span!("socks", listener = %self.name, %peer);
+            tracker.spawn(
+                self.clone()
+                    .serve_client(tcp, peer, force.clone())
+                    .instrument(span),
+            );
+        }
+        debug!(listener = %self.name, "stopped accepting");
+    }
+
+    async fn serve_client(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        force: CancellationToken,
+    ) {
+        let handshake = async {
+            let proto = Socks5ServerProtocol::accept_no_auth(tcp).await?;
+            proto.read_command().await
+        };
+        let (proto, cmd, target) =
+            match tokio::time::timeout(self.handshake_timeout, handshake).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => return log_client_error(ClientError::Socks(e)),
+                Err(_) => {
+                    return log_client_error(ClientError::HandshakeTimeout(self.handshake_timeout))
+                }
+            };
+        if !matches!(cmd, Socks5Command::TCPConnect) {
+            debug!(command = ?cmd, "command not supported");
+            let _ = proto.reply_error(&ReplyError::CommandNotSupported).await;
+            return;
+        }
+        let (host, port) = match &target {
+            TargetAddr::Ip(sa) => (sa.ip().to_string(), sa.port()),
+            TargetAddr::Domain(d, p) => (d.clone(), *p),
+        };
+        let opened = self
+            .upstream
+            .open(&host, port, peer, self.connect_timeout)
+            .await;
+        let mut guard = match opened {
+            Ok(g) => g,
+            Err(e) => {
+                let reply = reply_for(&e);
+                info!(target = %target, error = %e, reply = reply.as_u8(), "connect failed");
+                let _ = proto.reply_error(&reply).await;
+                return;
+            }
+        };
+        let Some(channel) = guard.take() else { return };
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        let tcp = match proto.reply_success(unspecified).await {
+            Ok(t) => t,
+            Err(e) => {
+                debug!(error = %e, "client left before the reply");
+                // Not our close: EOF both ways lets the server close the channel.
+                let _ = channel.eof().await;
+                let stats = relay_after_eof(channel, force).await;
+                debug!(?stats, "channel closed");
+                return;
+            }
+        };
+        let session = guard.session().id;
+        let stats = relay::run(tcp, channel, force).await;
+        let secs = stats.elapsed.as_secs_f64();
+        match stats.end {
+            End::Closed | End::ClientGone(_) => {
+                info!(target = %target, session, up = stats.up, down = stats.down, secs, end = ?stats.end, "tunnel closed")
+            }
+            _ => {
+                warn!(target = %target, session, up = stats.up, down = stats.down, secs, end = ?stats.end, "tunnel ended abnormally")
+            }
+        }
+    }
+}
+
+/// Waits for the server's CLOSE after our EOF, discarding data, bounded.
+async fn relay_after_eof(
+    mut channel: russh::Channel<russh::client::Msg>,
+    force: CancellationToken,
+) -> End {
+    let wait = async {
+        while let Some(msg) = channel.wait().await {
+            if matches!(msg, russh::ChannelMsg::Close) {
+                return End::Closed;
+            }
+        }
+        End::SessionLost
+    };
+    tokio::select! {
+        r = tokio::time::timeout(relay::DRAIN_LIMIT, wait) => match r {
+            Ok(e) => e,
+            Err(_) => { let _ = channel.close().await; End::DrainTimeout }
+        },
+        _ = force.cancelled() => End::Shutdown,
+    }
+}
+
+fn log_client_error(e: ClientError) {
+    // Clients that vanish or speak another protocol are routine: debug only,
+    // except timeouts, which hint at a misconfigured client.
+    match e {
+        ClientError::HandshakeTimeout(_) => info!(error = %e, "client dropped"),
+        ClientError::Socks(_) => debug!(error = %e, "client dropped"),
+    }
+}
+
+/// The SOCKS reply for a failed open (DESIGN.md "SOCKS reply codes").
+pub fn reply_for(e: &OpenError) -> ReplyError {
+    match e {
+        OpenError::Refused { reason, text } => match reason {
+            FailureReason::AdministrativelyProhibited => ReplyError::ConnectionNotAllowed,
+            FailureReason::ConnectFailed => {
+                if text.to_ascii_lowercase().contains("refused") {
+                    ReplyError::ConnectionRefused
+                } else {
+                    // Name not known, no route, timed out on the jump side.
+                    ReplyError::HostUnreachable
+                }
+            }
+            FailureReason::ResourceShortage | FailureReason::UnknownChannelType => {
+                ReplyError::GeneralFailure
+            }
+        },
+        OpenError::Timeout | OpenError::NoSession { .. } => ReplyError::HostUnreachable,
+        OpenError::SessionGone | OpenError::Ssh(_) => ReplyError::GeneralFailure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(reason: FailureReason, text: &str) -> u8 {
+        reply_for(&OpenError::Refused {
+            reason,
+            text: text.into(),
+        })
+        .as_u8()
+    }
+
+    #[test]
+    fn open_failures_map_to_socks_codes() {
+        use FailureReason::*;
+        assert_eq!(refused(ConnectFailed, "Connection refused"), 0x05);
+        assert_eq!(refused(ConnectFailed, "Name or service not known"), 0x04);
+        assert_eq!(refused(ConnectFailed, "No route to host"), 0x04);
+        assert_eq!(refused(ConnectFailed, ""), 0x04);
+        assert_eq!(refused(AdministrativelyProhibited, "open failed"), 0x02);
+        assert_eq!(refused(ResourceShortage, ""), 0x01);
+        assert_eq!(reply_for(&OpenError::Timeout).as_u8(), 0x04);
+        let none = OpenError::NoSession {
+            upstream: "a".into(),
+            waited: Duration::from_secs(1),
+        };
+        assert_eq!(reply_for(&none).as_u8(), 0x04);
+        assert_eq!(reply_for(&OpenError::SessionGone).as_u8(), 0x01);
+    }
+}

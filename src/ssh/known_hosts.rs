@@ -1,0 +1,391 @@
+//! Host key verification against an OpenSSH known_hosts file.
+//!
+//! russh's helpers stop at the first line they cannot parse and know no
+//! wildcards, negation or markers, so we read the file ourselves: host
+//! patterns (`*`, `?`, `!neg`, `[host]:port`), hashed entries (`|1|salt|hash`),
+//! `@revoked` (refused) and `@cert-authority` (skipped: we do not do host
+//! certificates yet). Used by `ssh::session` from `check_server_key`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, KeyInit, Mac};
+use russh::keys::{HashAlg, PublicKey};
+use sha1::Sha1;
+
+use crate::config::HostKeyCheck;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostKeyError {
+    #[error(
+        "host key for {host} is not known (strict checking): the server offered {algo} key \
+         {fingerprint}; verify it with the server's admin, then add it with \
+         `ssh-keyscan -p {port} {plain} >> {file}` or set host_key_check = \"accept-new\""
+    )]
+    Unknown {
+        host: String,
+        plain: String,
+        port: u16,
+        algo: String,
+        fingerprint: String,
+        file: PathBuf,
+    },
+    #[error(
+        "REMOTE HOST IDENTIFICATION HAS CHANGED for {host}: the server offered {algo} key \
+         {fingerprint}, but {file}:{line} records a different one. Someone could be \
+         eavesdropping (man-in-the-middle), or the host key was just changed. If you know it \
+         changed, remove the old entry with `ssh-keygen -R '{host}' -f {file}`"
+    )]
+    Changed {
+        host: String,
+        algo: String,
+        fingerprint: String,
+        file: PathBuf,
+        line: usize,
+    },
+    #[error("host key {fingerprint} for {host} is marked @revoked in {file}:{line}")]
+    Revoked {
+        host: String,
+        fingerprint: String,
+        file: PathBuf,
+        line: usize,
+    },
+    #[error("cannot read known_hosts {file}: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot add host key to {file}: {source}")]
+    Write {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What the check decided; `Learned` means accept-new appended the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Known,
+    Learned,
+    Unchecked,
+}
+
+/// The name under which OpenSSH records a host: `host`, or `[host]:port`.
+pub fn host_entry_name(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_owned()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// Verifies `key` for `host:port` with the given policy.
+pub fn verify(
+    policy: HostKeyCheck,
+    file: &Path,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> Result<Verdict, HostKeyError> {
+    if policy == HostKeyCheck::Off {
+        return Ok(Verdict::Unchecked);
+    }
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(HostKeyError::Read {
+                file: file.to_owned(),
+                source,
+            })
+        }
+    };
+    let name = host_entry_name(host, port);
+    match lookup(&text, &name, key) {
+        Lookup::Match => Ok(Verdict::Known),
+        Lookup::Revoked(line) => Err(HostKeyError::Revoked {
+            host: name,
+            fingerprint: fingerprint(key),
+            file: file.to_owned(),
+            line,
+        }),
+        Lookup::Mismatch(line) => Err(HostKeyError::Changed {
+            host: name,
+            algo: key.algorithm().to_string(),
+            fingerprint: fingerprint(key),
+            file: file.to_owned(),
+            line,
+        }),
+        Lookup::Unknown if policy == HostKeyCheck::AcceptNew => {
+            append(file, &name, key)?;
+            Ok(Verdict::Learned)
+        }
+        Lookup::Unknown => Err(HostKeyError::Unknown {
+            host: name,
+            plain: host.to_owned(),
+            port,
+            algo: key.algorithm().to_string(),
+            fingerprint: fingerprint(key),
+            file: file.to_owned(),
+        }),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Lookup {
+    Match,
+    /// A recorded key of the same type differs (1-based line).
+    Mismatch(usize),
+    Revoked(usize),
+    Unknown,
+}
+
+fn lookup(text: &str, name: &str, key: &PublicKey) -> Lookup {
+    let mut mismatch = None;
+    let mut matched = false;
+    for (i, raw) in text.lines().enumerate() {
+        let lineno = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let Some(mut first) = fields.next() else {
+            continue;
+        };
+        let mut revoked = false;
+        if first.starts_with('@') {
+            match first {
+                "@revoked" => revoked = true,
+                // Host CA keys: not supported; such lines never vouch for a key.
+                _ => continue,
+            }
+            let Some(next) = fields.next() else { continue };
+            first = next;
+        }
+        let (Some(algo), Some(b64)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !revoked && !hosts_match(first, name) {
+            continue;
+        }
+        // A line we cannot parse is skipped, as OpenSSH does.
+        let Ok(recorded) = PublicKey::from_openssh(&format!("{algo} {b64}")) else {
+            continue;
+        };
+        let same = recorded.key_data() == key.key_data();
+        if revoked {
+            if same {
+                return Lookup::Revoked(lineno);
+            }
+            continue;
+        }
+        if same {
+            matched = true;
+        } else if recorded.algorithm() == key.algorithm() && mismatch.is_none() {
+            mismatch = Some(lineno);
+        }
+    }
+    match (matched, mismatch) {
+        (true, _) => Lookup::Match,
+        (false, Some(l)) => Lookup::Mismatch(l),
+        (false, None) => Lookup::Unknown,
+    }
+}
+
+/// OpenSSH semantics: comma-separated patterns; a matching negated pattern
+/// vetoes the line; hashed entries match the exact name only.
+fn hosts_match(patterns: &str, name: &str) -> bool {
+    if let Some(hashed) = patterns.strip_prefix("|1|") {
+        return hashed_match(hashed, name);
+    }
+    let mut hit = false;
+    for p in patterns.split(',') {
+        if let Some(neg) = p.strip_prefix('!') {
+            if glob(&neg.to_ascii_lowercase(), &name.to_ascii_lowercase()) {
+                return false;
+            }
+        } else if glob(&p.to_ascii_lowercase(), &name.to_ascii_lowercase()) {
+            hit = true;
+        }
+    }
+    hit
+}
+
+fn hashed_match(hashed: &str, name: &str) -> bool {
+    use data_encoding::BASE64;
+    let mut parts = hashed.splitn(2, '|');
+    let (Some(salt), Some(hash)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(salt), Ok(hash)) = (
+        BASE64.decode(salt.as_bytes()),
+        BASE64.decode(hash.as_bytes()),
+    ) else {
+        return false;
+    };
+    let Ok(mut mac) = <Hmac<Sha1> as KeyInit>::new_from_slice(&salt) else {
+        return false;
+    };
+    mac.update(name.as_bytes());
+    mac.verify_slice(&hash).is_ok()
+}
+
+/// `*` and `?` wildcards over bytes.
+fn glob(pattern: &str, s: &str) -> bool {
+    let (p, s) = (pattern.as_bytes(), s.as_bytes());
+    let (mut pi, mut si) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+fn append(file: &Path, name: &str, key: &PublicKey) -> Result<(), HostKeyError> {
+    let werr = |source| HostKeyError::Write {
+        file: file.to_owned(),
+        source,
+    };
+    let openssh = key
+        .to_openssh()
+        .map_err(|e| werr(std::io::Error::other(e.to_string())))?;
+    // Drop the comment: the entry is "name algo base64".
+    let mut parts = openssh.split_whitespace();
+    let (Some(algo), Some(b64)) = (parts.next(), parts.next()) else {
+        return Err(werr(std::io::Error::other("cannot encode host key")));
+    };
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(werr)?;
+    }
+    let needs_newline = std::fs::read(file)
+        .map(|b| b.last().is_some_and(|c| *c != b'\n'))
+        .unwrap_or(false);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .map_err(werr)?;
+    let lead = if needs_newline { "\n" } else { "" };
+    f.write_all(format!("{lead}{name} {algo} {b64}\n").as_bytes())
+        .map_err(werr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh::keys::{Algorithm, PrivateKey};
+
+    fn key() -> PublicKey {
+        PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519)
+            .expect("keygen")
+            .public_key()
+            .clone()
+    }
+
+    fn line(name: &str, k: &PublicKey) -> String {
+        let o = k.to_openssh().expect("enc");
+        let mut p = o.split_whitespace();
+        format!("{name} {} {}", p.next().expect("a"), p.next().expect("b"))
+    }
+
+    fn hashed(name: &str) -> String {
+        use data_encoding::BASE64;
+        let salt = [7u8; 20];
+        let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(&salt).expect("hmac");
+        mac.update(name.as_bytes());
+        let h = mac.finalize().into_bytes();
+        format!("|1|{}|{}", BASE64.encode(&salt), BASE64.encode(&h))
+    }
+
+    #[test]
+    fn plain_hashed_and_wildcard_entries_match() {
+        let k = key();
+        let n = host_entry_name("10.0.0.1", 2222);
+        assert_eq!(n, "[10.0.0.1]:2222");
+        assert_eq!(lookup(&line(&n, &k), &n, &k), Lookup::Match);
+        assert_eq!(lookup(&line(&hashed(&n), &k), &n, &k), Lookup::Match);
+        assert_eq!(
+            lookup(&line("*.corp,bastion", &k), "b.corp", &k),
+            Lookup::Match
+        );
+        assert_eq!(
+            lookup(&line("*.corp,!b.corp", &k), "b.corp", &k),
+            Lookup::Unknown
+        );
+        assert_eq!(lookup(&line("bastio?", &k), "bastion", &k), Lookup::Match);
+    }
+
+    #[test]
+    fn changed_key_reports_its_line_and_junk_is_skipped() {
+        let (k, other) = (key(), key());
+        let text = format!(
+            "# comment\n\ngarbage line here\n@cert-authority * {}\n{}\n",
+            line("", &other).trim(),
+            line("bastion", &other)
+        );
+        assert_eq!(lookup(&text, "bastion", &k), Lookup::Mismatch(5));
+        let both = format!("{text}{}\n", line("bastion", &k));
+        assert_eq!(lookup(&both, "bastion", &k), Lookup::Match);
+    }
+
+    #[test]
+    fn revoked_key_is_refused() {
+        let k = key();
+        let text = format!("@revoked {}\n{}\n", line("*", &k), line("bastion", &k));
+        assert_eq!(lookup(&text, "bastion", &k), Lookup::Revoked(1));
+    }
+
+    #[test]
+    fn policies() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("sub/known_hosts");
+        let k = key();
+        let e = verify(HostKeyCheck::Strict, &file, "h", 2200, &k).expect_err("unknown");
+        let msg = e.to_string();
+        assert!(msg.contains("SHA256:") && msg.contains("[h]:2200"), "{msg}");
+        assert_eq!(
+            verify(HostKeyCheck::AcceptNew, &file, "h", 2200, &k).expect("learn"),
+            Verdict::Learned
+        );
+        assert_eq!(
+            verify(HostKeyCheck::Strict, &file, "h", 2200, &k).expect("known"),
+            Verdict::Known
+        );
+        let e = verify(HostKeyCheck::AcceptNew, &file, "h", 2200, &key()).expect_err("changed");
+        assert!(e.to_string().contains("HAS CHANGED"), "{e}");
+        assert!(e.to_string().contains("known_hosts:1"), "{e}");
+        assert_eq!(
+            verify(HostKeyCheck::Off, &file, "h", 2200, &key()).expect("off"),
+            Verdict::Unchecked
+        );
+    }
+
+    #[test]
+    fn glob_edge_cases() {
+        assert!(glob("*", ""));
+        assert!(glob("a*b*c", "axxbyyc"));
+        assert!(!glob("a*b", "axxc"));
+        assert!(glob("[h]:22*", "[h]:2222"));
+    }
+}

@@ -1,0 +1,525 @@
+//! One authenticated SSH connection to a jump host, carrying many
+//! `direct-tcpip` channels. Connecting (TCP, handshake, host key, auth) and
+//! opening channels live here; keeping a session alive and replacing it is
+//! `ssh::upstream`'s job. A `JumpSession` is shared (`Arc`) by every tunnel on
+//! it, and counts its channels so that a pool can pick the least loaded.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, Handle};
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::{cipher, Channel, ChannelOpenFailure};
+use tokio::sync::Notify;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::{debug, info, warn};
+
+use super::identity::Identity;
+use super::known_hosts::{self, HostKeyError, Verdict};
+use crate::config::Upstream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot connect to {addr}: {source}")]
+    Tcp {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("could not resolve hostname {host}: {source}")]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("{addr}: connect, SSH handshake and login did not finish within {after:?}")]
+    Timeout { addr: String, after: Duration },
+    #[error("{0}")]
+    HostKey(#[from] HostKeyError),
+    #[error(
+        "{user}@{addr}: Permission denied (publickey): tried {tried}; the server accepts {methods}"
+    )]
+    Denied {
+        user: String,
+        addr: String,
+        tried: String,
+        methods: String,
+    },
+    #[error("{addr}: SSH handshake failed: {source}")]
+    Ssh { addr: String, source: russh::Error },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("jump host refused the channel ({reason}): {text}")]
+    Refused { reason: FailureReason, text: String },
+    #[error("channel open timed out")]
+    Timeout,
+    #[error("no SSH session to upstream {upstream} became ready within {waited:?}")]
+    NoSession { upstream: String, waited: Duration },
+    #[error("the SSH session is gone")]
+    SessionGone,
+    #[error("SSH error: {0}")]
+    Ssh(russh::Error),
+}
+
+/// `ChannelOpenFailure` with Display and Eq (russh's is neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    AdministrativelyProhibited,
+    ConnectFailed,
+    UnknownChannelType,
+    ResourceShortage,
+}
+
+impl std::fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::AdministrativelyProhibited => "administratively prohibited",
+            Self::ConnectFailed => "connect failed",
+            Self::UnknownChannelType => "unknown channel type",
+            Self::ResourceShortage => "resource shortage",
+        })
+    }
+}
+
+impl From<&ChannelOpenFailure> for FailureReason {
+    fn from(r: &ChannelOpenFailure) -> Self {
+        match r {
+            ChannelOpenFailure::AdministrativelyProhibited => Self::AdministrativelyProhibited,
+            ChannelOpenFailure::ConnectFailed => Self::ConnectFailed,
+            ChannelOpenFailure::UnknownChannelType => Self::UnknownChannelType,
+            ChannelOpenFailure::ResourceShortage => Self::ResourceShortage,
+            #[allow(unreachable_patterns)]
+            _ => Self::ConnectFailed,
+        }
+    }
+}
+
+/// Everything needed to open sessions to one upstream; built once.
+pub struct SessionSettings {
+    pub upstream: Upstream,
+    pub identities: Vec<Identity>,
+    pub ssh: Arc<client::Config>,
+}
+
+impl SessionSettings {
+    pub fn new(upstream: Upstream, identities: Vec<Identity>) -> Self {
+        let ssh = Arc::new(russh_config(&upstream));
+        SessionSettings {
+            upstream,
+            identities,
+            ssh,
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.upstream.host, self.upstream.port)
+    }
+}
+
+/// Our russh client settings; see DESIGN.md "Facts" for why each differs.
+fn russh_config(u: &Upstream) -> client::Config {
+    let mut c = client::Config::default();
+    // AES-GCM is fastest where the CPU has AES instructions, and russh does
+    // not list it by default.
+    c.preferred.cipher = std::borrow::Cow::Owned(vec![
+        cipher::AES_128_GCM,
+        cipher::CHACHA20_POLY1305,
+        cipher::AES_256_GCM,
+        cipher::AES_256_CTR,
+        cipher::AES_128_CTR,
+    ]);
+    // russh's own rekey aborts a busy session (Error::Pending when more than
+    // 2 x window arrives during it). Let the server drive rekeys: OpenSSH
+    // rekeys by its cipher's limit (1 GiB for chacha, 64 GiB for AES-GCM),
+    // and russh follows a server-initiated rekey without trouble.
+    c.limits.rekey_read_limit = 1 << 36;
+    c.limits.rekey_write_limit = 1 << 36;
+    c.limits.rekey_time_limit = Duration::from_secs(365 * 24 * 3600);
+    c.keepalive_interval = Some(u.keepalive.interval);
+    // russh dies when the count exceeds keepalive_max, one interval later
+    // than OpenSSH's documented ServerAliveCountMax; 0 would disable it.
+    c.keepalive_max = (u.keepalive.count_max as usize).saturating_sub(1).max(1);
+    c.nodelay = true;
+    c
+}
+
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// An authenticated SSH connection.
+pub struct JumpSession {
+    pub id: u64,
+    handle: Handle<JumpHandler>,
+    /// Cancelled when the session task ends (disconnect, error, keepalive).
+    dead: CancellationToken,
+    /// Open-failure texts, which russh gives only to the handler.
+    failures: Arc<FailureTexts>,
+    /// Live channels on this session, for load balancing and metrics.
+    channels: AtomicUsize,
+}
+
+impl std::fmt::Debug for JumpSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JumpSession")
+            .field("id", &self.id)
+            .field("channels", &self.channels.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// The server's text for refused channel opens, in arrival order. russh hands
+/// the opener only the reason code; the handler gets the text. Concurrent
+/// failures on one session may swap texts, which at worst swaps 0x04/0x05.
+#[derive(Default)]
+struct FailureTexts {
+    queue: Mutex<VecDeque<String>>,
+    notify: Notify,
+}
+
+impl FailureTexts {
+    fn push(&self, text: String) {
+        if let Ok(mut q) = self.queue.lock() {
+            // Bounded: texts nobody claims are dropped oldest first.
+            if q.len() >= 64 {
+                q.pop_front();
+            }
+            q.push_back(text);
+        }
+        self.notify.notify_one();
+    }
+
+    fn try_pop(&self) -> Option<String> {
+        self.queue.lock().ok().and_then(|mut q| q.pop_front())
+    }
+
+    async fn pop(&self, wait: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.notify.notified();
+            if let Some(t) = self.try_pop() {
+                return t;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.try_pop().unwrap_or_default();
+            }
+        }
+    }
+}
+
+struct JumpHandler {
+    host: String,
+    port: u16,
+    known_hosts: std::path::PathBuf,
+    policy: crate::config::HostKeyCheck,
+    /// Cancels `JumpSession::dead` when russh drops the handler, which it
+    /// does when the session task ends for any reason.
+    _dead: DropGuard,
+    failures: Arc<FailureTexts>,
+    /// The host-key error, kept so that `connect` can report it instead of
+    /// russh's generic "unknown key".
+    key_error: Arc<Mutex<Option<HostKeyError>>>,
+}
+
+impl client::Handler for JumpHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        // A host certificate's key goes through known_hosts like a plain key:
+        // we do not trust host CAs yet.
+        let owned;
+        let key: &PublicKey = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            PublicKeyOrCertificate::Certificate(c) => {
+                owned = PublicKey::new(c.public_key().clone(), "");
+                &owned
+            }
+        };
+        match known_hosts::verify(self.policy, &self.known_hosts, &self.host, self.port, key) {
+            Ok(Verdict::Known) => Ok(true),
+            Ok(Verdict::Learned) => {
+                warn!(
+                    host = %self.host, port = self.port,
+                    fingerprint = %known_hosts::fingerprint(key),
+                    file = %self.known_hosts.display(),
+                    "permanently added host key (accept-new)"
+                );
+                Ok(true)
+            }
+            Ok(Verdict::Unchecked) => {
+                warn!(
+                    host = %self.host, port = self.port,
+                    fingerprint = %known_hosts::fingerprint(key),
+                    "host key NOT checked (host_key_check = \"off\")"
+                );
+                Ok(true)
+            }
+            Err(e) => {
+                if let Ok(mut slot) = self.key_error.lock() {
+                    *slot = Some(e);
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    async fn channel_open_failure(
+        &mut self,
+        _channel: russh::ChannelId,
+        _reason: ChannelOpenFailure,
+        description: &str,
+        _language: &str,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        self.failures.push(description.to_owned());
+        Ok(())
+    }
+}
+
+impl JumpSession {
+    /// TCP connect, SSH handshake, host key check and login, all within the
+    /// upstream's connect timeout.
+    pub async fn connect(settings: &SessionSettings) -> Result<Arc<JumpSession>, ConnectError> {
+        let after = settings.upstream.connect_timeout;
+        match tokio::time::timeout(after, Self::connect_inner(settings)).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnectError::Timeout {
+                addr: settings.addr(),
+                after,
+            }),
+        }
+    }
+
+    async fn connect_inner(settings: &SessionSettings) -> Result<Arc<JumpSession>, ConnectError> {
+        let u = &settings.upstream;
+        let addr = settings.addr();
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((u.host.as_str(), u.port))
+            .await
+            .map_err(|source| ConnectError::Resolve {
+                host: u.host.clone(),
+                source,
+            })?
+            .collect();
+        let mut last = None;
+        let mut tcp = None;
+        for a in &addrs {
+            match tokio::net::TcpStream::connect(a).await {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let tcp = tcp.ok_or_else(|| ConnectError::Tcp {
+            addr: addr.clone(),
+            source: last.unwrap_or_else(|| std::io::Error::other("no address")),
+        })?;
+        let _ = tcp.set_nodelay(true);
+
+        let dead = CancellationToken::new();
+        let failures = Arc::new(FailureTexts::default());
+        let key_error = Arc::new(Mutex::new(None));
+        let handler = JumpHandler {
+            host: u.host.clone(),
+            port: u.port,
+            known_hosts: u.known_hosts.clone(),
+            policy: u.host_key_check,
+            _dead: dead.clone().drop_guard(),
+            failures: failures.clone(),
+            key_error: key_error.clone(),
+        };
+        let mut handle = match client::connect_stream(settings.ssh.clone(), tcp, handler).await {
+            Ok(h) => h,
+            Err(e) => {
+                if let Some(ke) = key_error.lock().ok().and_then(|mut s| s.take()) {
+                    return Err(ke.into());
+                }
+                return Err(ConnectError::Ssh { addr, source: e });
+            }
+        };
+        authenticate(&mut handle, settings).await?;
+        let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(Arc::new(JumpSession {
+            id,
+            handle,
+            dead,
+            failures,
+            channels: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Opens a `direct-tcpip` channel to `host:port`, with a deadline.
+    /// `host` is passed unresolved so that names resolve on the jump host.
+    pub async fn open_direct_tcpip(
+        self: &Arc<Self>,
+        host: &str,
+        port: u16,
+        orig: std::net::SocketAddr,
+        deadline: Duration,
+    ) -> Result<ChannelGuard, OpenError> {
+        if self.is_dead() {
+            return Err(OpenError::SessionGone);
+        }
+        let open = self.handle.channel_open_direct_tcpip(
+            host,
+            u32::from(port),
+            orig.ip().to_string(),
+            u32::from(orig.port()),
+        );
+        let chan = tokio::select! {
+            r = tokio::time::timeout(deadline, open) => match r {
+                Err(_) => return Err(OpenError::Timeout),
+                Ok(Ok(c)) => c,
+                Ok(Err(russh::Error::ChannelOpenFailure(reason))) => {
+                    // The text follows the code within the same session task turn.
+                    let text = self.failures.pop(Duration::from_millis(100)).await;
+                    return Err(OpenError::Refused { reason: FailureReason::from(&reason), text });
+                }
+                Ok(Err(russh::Error::Disconnect | russh::Error::SendError)) => {
+                    return Err(OpenError::SessionGone)
+                }
+                Ok(Err(e)) => return Err(OpenError::Ssh(e)),
+            },
+            _ = self.dead.cancelled() => return Err(OpenError::SessionGone),
+        };
+        self.channels.fetch_add(1, Ordering::Relaxed);
+        Ok(ChannelGuard {
+            channel: Some(chan),
+            session: self.clone(),
+        })
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.dead.is_cancelled() || self.handle.is_closed()
+    }
+
+    /// Resolves when the session has ended.
+    pub async fn closed(&self) {
+        self.dead.cancelled().await
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels.load(Ordering::Relaxed)
+    }
+
+    /// Polite goodbye (SSH_MSG_DISCONNECT), used at shutdown.
+    pub async fn disconnect(&self, why: &str) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, why, "en")
+            .await;
+    }
+}
+
+/// A channel and the session it belongs to; dropping it gives the slot back.
+pub struct ChannelGuard {
+    channel: Option<Channel<client::Msg>>,
+    session: Arc<JumpSession>,
+}
+
+impl ChannelGuard {
+    /// The channel, once; the guard still counts it until dropped.
+    pub fn take(&mut self) -> Option<Channel<client::Msg>> {
+        self.channel.take()
+    }
+
+    pub fn session(&self) -> &Arc<JumpSession> {
+        &self.session
+    }
+}
+
+impl Drop for ChannelGuard {
+    fn drop(&mut self) {
+        self.session.channels.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Public-key authentication: configured identity files first, then the
+/// agent's keys (as ssh does).
+async fn authenticate(
+    handle: &mut Handle<JumpHandler>,
+    settings: &SessionSettings,
+) -> Result<(), ConnectError> {
+    let u = &settings.upstream;
+    let mut tried = Vec::new();
+    let mut methods = String::from("(unknown)");
+    let ssh_err = |source| ConnectError::Ssh {
+        addr: settings.addr(),
+        source,
+    };
+    for id in &settings.identities {
+        let hash = rsa_hash(handle, id.key.algorithm().is_rsa())
+            .await
+            .map_err(ssh_err)?;
+        let key = PrivateKeyWithHashAlg::new(id.key.clone(), hash);
+        let res = handle
+            .authenticate_publickey(u.user.clone(), key)
+            .await
+            .map_err(ssh_err)?;
+        tried.push(format!("{} ({})", id.path.display(), id.key.algorithm()));
+        match res {
+            client::AuthResult::Success => {
+                debug!(key = %id.path.display(), "authenticated");
+                return Ok(());
+            }
+            client::AuthResult::Failure {
+                remaining_methods, ..
+            } => methods = format!("{remaining_methods:?}"),
+        }
+    }
+    if u.agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        match russh::keys::agent::client::AgentClient::connect_env().await {
+            Ok(mut agent) => {
+                let ids = agent.request_identities().await.unwrap_or_default();
+                for ident in ids {
+                    let key = ident.public_key().into_owned();
+                    let hash = rsa_hash(handle, key.algorithm().is_rsa())
+                        .await
+                        .map_err(ssh_err)?;
+                    tried.push(format!("agent key {}", known_hosts::fingerprint(&key)));
+                    match handle
+                        .authenticate_publickey_with(u.user.clone(), key, hash, &mut agent)
+                        .await
+                    {
+                        Ok(client::AuthResult::Success) => return Ok(()),
+                        Ok(client::AuthResult::Failure {
+                            remaining_methods, ..
+                        }) => methods = format!("{remaining_methods:?}"),
+                        Err(e) => warn!(error = %e, "agent could not sign"),
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "SSH_AUTH_SOCK is set but the agent is unreachable"),
+        }
+    }
+    if tried.is_empty() {
+        tried.push("no keys (set identity_files, or agent = true with SSH_AUTH_SOCK)".into());
+    }
+    info!(user = %u.user, "authentication failed");
+    Err(ConnectError::Denied {
+        user: u.user.clone(),
+        addr: settings.addr(),
+        tried: tried.join(", "),
+        methods,
+    })
+}
+
+async fn rsa_hash(
+    handle: &Handle<JumpHandler>,
+    is_rsa: bool,
+) -> Result<Option<HashAlg>, russh::Error> {
+    if !is_rsa {
+        return Ok(None);
+    }
+    // Servers that do not announce server-sig-algs get SHA-256, which every
+    // OpenSSH since 7.2 accepts (SHA-1 "ssh-rsa" is off since 8.8).
+    Ok(handle
+        .best_supported_rsa_hash()
+        .await?
+        .flatten()
+        .or(Some(HashAlg::Sha256)))
+}
