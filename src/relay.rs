@@ -63,10 +63,12 @@ pub async fn run(
     let (mut rx, tx) = channel.split();
     let (mut cr, mut cw) = client.into_split();
     let up_bytes = AtomicU64::new(0);
+    let down_bytes = AtomicU64::new(0);
 
     let outcome = {
         let tx = &tx;
         let up_bytes = &up_bytes;
+        let down_bytes = &down_bytes;
         let up = async move {
             let mut buf = BytesMut::with_capacity(READ_CHUNK);
             loop {
@@ -88,7 +90,6 @@ pub async fn run(
             }
         };
         let down = async move {
-            let mut down: u64 = 0;
             let mut gone: Option<io::ErrorKind> = None;
             let mut drain_until: Option<tokio::time::Instant> = None;
             loop {
@@ -96,7 +97,7 @@ pub async fn run(
                     None => rx.wait().await,
                     Some(t) => match tokio::time::timeout_at(t, rx.wait()).await {
                         Ok(m) => m,
-                        Err(_) => return (down, End::DrainTimeout),
+                        Err(_) => return End::DrainTimeout,
                     },
                 };
                 match msg {
@@ -105,7 +106,9 @@ pub async fn run(
                             continue;
                         }
                         match cw.write_all(&data).await {
-                            Ok(()) => down += data.len() as u64,
+                            Ok(()) => {
+                                down_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                            }
                             Err(e) => {
                                 gone = Some(e.kind());
                                 drain_until = Some(tokio::time::Instant::now() + DRAIN_LIMIT);
@@ -118,9 +121,9 @@ pub async fn run(
                         }
                     }
                     Some(ChannelMsg::Close) => {
-                        return (down, gone.map_or(End::Closed, End::ClientGone));
+                        return gone.map_or(End::Closed, End::ClientGone);
                     }
-                    None => return (down, End::SessionLost),
+                    None => return End::SessionLost,
                     Some(_) => {}
                 }
             }
@@ -131,16 +134,13 @@ pub async fn run(
         loop {
             tokio::select! {
                 biased;
-                _ = force.cancelled() => break (0, End::Shutdown),
+                _ = force.cancelled() => break End::Shutdown,
                 r = &mut down => break r,
                 _ = &mut up, if !up_finished => up_finished = true,
             }
         }
     };
-    let (down, end) = match outcome {
-        (_, End::Shutdown) => (0, End::Shutdown),
-        o => o,
-    };
+    let end = outcome;
     if matches!(end, End::DrainTimeout | End::Shutdown) {
         // Closing first leaks the channel entry in russh (module doc); only
         // here, where the alternative is to hold the channel forever.
@@ -148,7 +148,7 @@ pub async fn run(
     }
     RelayStats {
         up: up_bytes.load(Ordering::Relaxed),
-        down,
+        down: down_bytes.load(Ordering::Relaxed),
         end,
         elapsed: started.elapsed(),
     }

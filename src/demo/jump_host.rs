@@ -188,13 +188,15 @@ const CIPHERS: &[cipher::Name] = &[
 fn server_config(host_key: PrivateKey) -> server::Config {
     let mut methods = MethodSet::empty();
     methods.push(MethodKind::PublicKey);
-    let mut limits = russh::Limits::default();
     // russh aborts a session (Error::Pending) when more than two windows of channel data
     // arrive during a rekey it started itself; with several busy channels that happens.
     // A loopback demo host gains nothing from byte-count rekeys, so only the hourly
-    // time-based one remains.
-    limits.rekey_read_limit = usize::MAX;
-    limits.rekey_write_limit = usize::MAX;
+    // time-based one remains. (`Limits::new` would assert on these values.)
+    let limits = russh::Limits {
+        rekey_read_limit: usize::MAX,
+        rekey_write_limit: usize::MAX,
+        ..russh::Limits::default()
+    };
     server::Config {
         server_id: SshId::Standard(Cow::Borrowed(concat!(
             "SSH-2.0-jumpgate_",
@@ -950,14 +952,675 @@ async fn relay(channel: Channel<Msg>, mut tcp: TcpStream) {
             break false;
         }
     };
-    match (&up_done, &down_done) {
-        (Some(Ok((up, _))), Some(Ok(down))) => debug!(up, down, client_closed, "relay done"),
-        _ => debug!(
-            up = ?up_done.as_ref().map(|r| r.as_ref().map(|(b, _)| *b).map_err(|e| e.kind())),
-            down = ?down_done.as_ref().map(|r| r.as_ref().map(|b| *b).map_err(|e| e.kind())),
+    let up = up_done.map(|r| r.map(|(bytes, _)| bytes));
+    match (up, down_done) {
+        (Some(Ok(up)), Some(Ok(down))) => debug!(up, down, "relay done"),
+        (up, down) => debug!(
+            up = ?up.map(|r| r.map_err(|e| e.to_string())),
+            down = ?down.map(|r| r.map_err(|e| e.to_string())),
             client_closed,
             "relay ended early"
         ),
     }
     close(&write, client_closed).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Stdio;
+    use std::sync::Mutex;
+
+    use russh::client;
+    use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+
+    use super::*;
+
+    const LOOPBACK: &str = "127.0.0.1:0";
+    /// Upper bound for anything that should happen at once on loopback.
+    const SOON: Duration = Duration::from_secs(5);
+
+    struct Fixture {
+        host: JumpHost,
+        host_key: PublicKey,
+        client_key: PrivateKey,
+    }
+
+    async fn start(behaviour: Behaviour) -> Fixture {
+        let host_key = generate_key().unwrap();
+        let client_key = generate_key().unwrap();
+        let host = JumpHost::start(JumpHostConfig {
+            bind: LOOPBACK.parse().unwrap(),
+            host_key: host_key.clone(),
+            authorized: vec![client_key.public_key().clone()],
+            behaviour,
+        })
+        .await
+        .unwrap();
+        Fixture {
+            host,
+            host_key: host_key.public_key().clone(),
+            client_key,
+        }
+    }
+
+    /// A russh client that checks the host key and records channel-open failures.
+    struct TestClient {
+        host_key: PublicKey,
+        failures: Arc<Mutex<Vec<(ChannelOpenFailure, String)>>>,
+    }
+
+    impl client::Handler for TestClient {
+        type Error = russh::Error;
+
+        async fn check_server_key(
+            &mut self,
+            key: &PublicKeyOrCertificate,
+        ) -> Result<bool, Self::Error> {
+            Ok(matches!(key, PublicKeyOrCertificate::PublicKey { key, .. }
+                if key.key_data() == self.host_key.key_data()))
+        }
+
+        async fn channel_open_failure(
+            &mut self,
+            _channel: ChannelId,
+            reason: ChannelOpenFailure,
+            description: &str,
+            _language: &str,
+            _session: &mut client::Session,
+        ) -> Result<(), Self::Error> {
+            self.failures
+                .lock()
+                .unwrap()
+                .push((reason, description.to_owned()));
+            Ok(())
+        }
+    }
+
+    struct Client {
+        handle: client::Handle<TestClient>,
+        failures: Arc<Mutex<Vec<(ChannelOpenFailure, String)>>>,
+    }
+
+    impl Fixture {
+        async fn connect_unauthenticated(&self, config: client::Config) -> Client {
+            let failures = Arc::new(Mutex::new(Vec::new()));
+            let handler = TestClient {
+                host_key: self.host_key.clone(),
+                failures: failures.clone(),
+            };
+            let handle = timeout(
+                SOON,
+                client::connect(Arc::new(config), self.host.addr(), handler),
+            )
+            .await
+            .expect("SSH handshake timed out")
+            .expect("SSH handshake failed");
+            Client { handle, failures }
+        }
+
+        async fn connect(&self) -> Client {
+            let mut client = self
+                .connect_unauthenticated(client::Config::default())
+                .await;
+            let key = PrivateKeyWithHashAlg::new(Arc::new(self.client_key.clone()), None);
+            let auth = client
+                .handle
+                .authenticate_publickey("anyone", key)
+                .await
+                .unwrap();
+            assert!(auth.success(), "authorized key was rejected: {auth:?}");
+            client
+        }
+    }
+
+    impl Client {
+        async fn open(&self, host: &str, port: u32) -> Result<Channel<client::Msg>, russh::Error> {
+            timeout(
+                SOON,
+                self.handle
+                    .channel_open_direct_tcpip(host, port, "127.0.0.1", 40000),
+            )
+            .await
+            .expect("channel open got no answer")
+        }
+
+        fn last_failure(&self) -> (ChannelOpenFailure, String) {
+            self.failures.lock().unwrap().last().cloned().unwrap()
+        }
+    }
+
+    /// Reads until the server's EOF; panics on CLOSE without EOF or on a stall.
+    async fn read_to_eof(channel: &mut Channel<client::Msg>) -> Vec<u8> {
+        let mut got = Vec::new();
+        loop {
+            match timeout(SOON, channel.wait()).await.expect("read stalled") {
+                Some(ChannelMsg::Data { data }) => got.extend_from_slice(&data),
+                Some(ChannelMsg::Eof) => return got,
+                Some(ChannelMsg::Close) | None => panic!("closed without EOF"),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Waits for the server's CLOSE (russh may report it as the end of the stream).
+    async fn expect_close(channel: &mut Channel<client::Msg>) {
+        loop {
+            match timeout(SOON, channel.wait()).await.expect("no CLOSE") {
+                Some(ChannelMsg::Close) | None => return,
+                Some(ChannelMsg::Data { .. }) => panic!("data after EOF"),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn split_response(response: &[u8]) -> (String, Vec<u8>) {
+        let text = String::from_utf8_lossy(response);
+        let (head, body) = text.split_once("\r\n\r\n").expect("no end of head");
+        (head.to_owned(), body.as_bytes().to_vec())
+    }
+
+    fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+        head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    #[tokio::test]
+    async fn hello_page_over_direct_tcpip() {
+        let f = start(Behaviour::default()).await;
+        let client = f.connect().await;
+        let mut channel = client.open("HELLO.Jumpgate", 80).await.unwrap();
+        channel
+            .data_bytes(&b"GET / HTTP/1.1\r\nHost: hello.jumpgate\r\nUser-Agent: test\r\n\r\n"[..])
+            .await
+            .unwrap();
+        // No EOF from us yet: the server answers after the head, like any web server.
+        let response = read_to_eof(&mut channel).await;
+        let (head, body) = split_response(&response);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert_eq!(
+            header(&head, "Content-Type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(header(&head, "Connection"), Some("close"));
+        assert_eq!(
+            header(&head, "Content-Length"),
+            Some(body.len().to_string().as_str())
+        );
+        let body = String::from_utf8(body).unwrap();
+        assert!(body.contains("It works: this page came through jumpgate's SSH tunnel from the demo jump host hello.jumpgate"));
+        channel.eof().await.unwrap();
+        expect_close(&mut channel).await;
+    }
+
+    #[tokio::test]
+    async fn hello_head_request_gets_headers_only() {
+        let f = start(Behaviour::default()).await;
+        let client = f.connect().await;
+        let mut channel = client.open("hello.jumpgate.", 8080).await.unwrap();
+        channel
+            .data_bytes(&b"HEAD /x HTTP/1.0\r\n\r\n"[..])
+            .await
+            .unwrap();
+        channel.eof().await.unwrap();
+        let response = read_to_eof(&mut channel).await;
+        let (head, body) = split_response(&response);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert_eq!(
+            header(&head, "Content-Length"),
+            Some(HELLO_BODY.len().to_string().as_str())
+        );
+        assert!(body.is_empty());
+        expect_close(&mut channel).await;
+    }
+
+    #[tokio::test]
+    async fn hello_answers_non_http_with_400_at_once() {
+        let f = start(Behaviour::default()).await;
+        let client = f.connect().await;
+        let mut channel = client.open(DEMO_HOST, 443).await.unwrap();
+        // The start of a TLS ClientHello: no newline will ever come.
+        channel
+            .data_bytes(&[0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01][..])
+            .await
+            .unwrap();
+        let response = read_to_eof(&mut channel).await;
+        let (head, body) = split_response(&response);
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+        assert_eq!(
+            header(&head, "Content-Length"),
+            Some(body.len().to_string().as_str())
+        );
+        channel.eof().await.unwrap();
+        expect_close(&mut channel).await;
+    }
+
+    #[tokio::test]
+    async fn relay_to_echo_server_with_half_close() {
+        let echo = TcpListener::bind(LOOPBACK).await.unwrap();
+        let echo_port = echo.local_addr().unwrap().port();
+        let echo_task = tokio::spawn(async move {
+            let (mut tcp, _) = echo.accept().await.unwrap();
+            let mut got = Vec::new();
+            tcp.read_to_end(&mut got).await.unwrap(); // needs our EOF
+            tcp.write_all(&got).await.unwrap();
+            tcp.shutdown().await.unwrap();
+            got.len()
+        });
+        let f = start(Behaviour::default()).await;
+        let client = f.connect().await;
+        let mut channel = client.open("127.0.0.1", echo_port.into()).await.unwrap();
+        // Several packets' worth, and more than the echo server reads at once.
+        let sent: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        channel.data_bytes(sent.clone()).await.unwrap();
+        channel.eof().await.unwrap();
+        let echoed = read_to_eof(&mut channel).await;
+        assert_eq!(echoed.len(), sent.len());
+        assert!(echoed == sent, "echoed bytes differ");
+        expect_close(&mut channel).await;
+        assert_eq!(echo_task.await.unwrap(), sent.len());
+    }
+
+    #[tokio::test]
+    async fn relay_target_eof_first_keeps_client_direction_open() {
+        let target = TcpListener::bind(LOOPBACK).await.unwrap();
+        let port = target.local_addr().unwrap().port();
+        let target_task = tokio::spawn(async move {
+            let (mut tcp, _) = target.accept().await.unwrap();
+            tcp.write_all(b"hello first\n").await.unwrap();
+            tcp.shutdown().await.unwrap(); // half-close: we still read
+            let mut got = Vec::new();
+            tcp.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let f = start(Behaviour::default()).await;
+        let client = f.connect().await;
+        let mut channel = client.open("localhost", port.into()).await.unwrap();
+        assert_eq!(read_to_eof(&mut channel).await, b"hello first\n");
+        channel.data_bytes(&b"late reply"[..]).await.unwrap();
+        channel.eof().await.unwrap();
+        expect_close(&mut channel).await;
+        assert_eq!(target_task.await.unwrap(), b"late reply");
+    }
+
+    #[tokio::test]
+    async fn refused_port_is_connect_failed_connection_refused() {
+        let port = {
+            let l = TcpListener::bind(LOOPBACK).await.unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let f = start(Behaviour::default()).await;
+        let client = f.connect().await;
+        let err = client.open("127.0.0.1", port.into()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                russh::Error::ChannelOpenFailure(ChannelOpenFailure::ConnectFailed)
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            client.last_failure(),
+            (
+                ChannelOpenFailure::ConnectFailed,
+                "Connection refused".into()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_name_is_connect_failed_name_not_known() {
+        let f = start(Behaviour::default()).await;
+        let client = f.connect().await;
+        let err = client.open("no-such-host.invalid", 80).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                russh::Error::ChannelOpenFailure(ChannelOpenFailure::ConnectFailed)
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            client.last_failure(),
+            (
+                ChannelOpenFailure::ConnectFailed,
+                "Name or service not known".into()
+            )
+        );
+        // The session survives a refusal.
+        assert!(client.open(DEMO_HOST, 80).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn refuse_all_uses_the_chosen_reason() {
+        let f = start(Behaviour {
+            refuse_all: Some(ChannelOpenFailure::ResourceShortage),
+            ..Behaviour::default()
+        })
+        .await;
+        let client = f.connect().await;
+        let err = client.open(DEMO_HOST, 80).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                russh::Error::ChannelOpenFailure(ChannelOpenFailure::ResourceShortage)
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            client.last_failure().0,
+            ChannelOpenFailure::ResourceShortage
+        );
+    }
+
+    #[tokio::test]
+    async fn open_delay_slows_each_open_without_serializing_them() {
+        let delay = Duration::from_millis(400);
+        let f = start(Behaviour {
+            open_delay: Some(delay),
+            ..Behaviour::default()
+        })
+        .await;
+        let client = f.connect().await;
+        let started = std::time::Instant::now();
+        let (a, b) = tokio::join!(client.open(DEMO_HOST, 80), client.open(DEMO_HOST, 80));
+        let elapsed = started.elapsed();
+        assert!(a.is_ok() && b.is_ok());
+        assert!(elapsed >= delay, "opened after {elapsed:?}");
+        assert!(elapsed < 2 * delay, "delays were serialized: {elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn silent_host_never_sends_a_banner() {
+        let f = start(Behaviour {
+            silent: true,
+            ..Behaviour::default()
+        })
+        .await;
+        let mut tcp = TcpStream::connect(f.host.addr()).await.unwrap();
+        tcp.write_all(b"SSH-2.0-test\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let read = timeout(Duration::from_millis(500), tcp.read(&mut buf)).await;
+        assert!(read.is_err(), "silent host answered: {read:?}");
+    }
+
+    #[tokio::test]
+    async fn wrong_key_and_password_are_rejected() {
+        let f = start(Behaviour::default()).await;
+        let mut client = f.connect_unauthenticated(client::Config::default()).await;
+        let stranger = generate_key().unwrap();
+        let auth = client
+            .handle
+            .authenticate_publickey(
+                "anyone",
+                PrivateKeyWithHashAlg::new(Arc::new(stranger), None),
+            )
+            .await
+            .unwrap();
+        assert!(!auth.success());
+        let auth = client
+            .handle
+            .authenticate_password("anyone", "secret")
+            .await
+            .unwrap();
+        assert!(!auth.success());
+        let auth = client.handle.authenticate_none("anyone").await.unwrap();
+        assert!(!auth.success());
+    }
+
+    #[tokio::test]
+    async fn session_channels_are_refused() {
+        let f = start(Behaviour::default()).await;
+        let client = f.connect().await;
+        let err = timeout(SOON, client.handle.channel_open_session())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                russh::Error::ChannelOpenFailure(ChannelOpenFailure::AdministrativelyProhibited)
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn aes128_gcm_is_offered() {
+        let f = start(Behaviour::default()).await;
+        let config = client::Config {
+            preferred: Preferred {
+                cipher: Cow::Borrowed(&[cipher::AES_128_GCM]),
+                ..Preferred::default()
+            },
+            ..client::Config::default()
+        };
+        // Fails at key exchange if the server does not list aes128-gcm@openssh.com.
+        f.connect_unauthenticated(config).await;
+    }
+
+    #[tokio::test]
+    async fn drop_stops_listener_and_live_sessions() {
+        let f = start(Behaviour::default()).await;
+        let addr = f.host.addr();
+        let client = f.connect().await;
+        let mut channel = client.open(DEMO_HOST, 80).await.unwrap();
+        drop(f.host);
+        // The live session dies: its channel ends and new opens fail.
+        timeout(SOON, async { while channel.wait().await.is_some() {} })
+            .await
+            .expect("channel outlived the jump host");
+        assert!(client.open(DEMO_HOST, 80).await.is_err());
+        timeout(SOON, async {
+            while !client.handle.is_closed() {
+                sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("session outlived the jump host");
+        // The listener is gone.
+        assert!(TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn start_refuses_non_loopback_and_names_a_busy_address() {
+        let key = generate_key().unwrap();
+        let err = JumpHost::start(JumpHostConfig {
+            bind: "0.0.0.0:0".parse().unwrap(),
+            host_key: key.clone(),
+            authorized: Vec::new(),
+            behaviour: Behaviour::default(),
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(matches!(err, JumpHostError::NotLoopback { .. }), "{err}");
+
+        let busy = TcpListener::bind(LOOPBACK).await.unwrap();
+        let addr = busy.local_addr().unwrap();
+        let err = JumpHost::start(JumpHostConfig {
+            bind: addr,
+            host_key: key,
+            authorized: Vec::new(),
+            behaviour: Behaviour::default(),
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(matches!(err, JumpHostError::Bind { .. }), "{err}");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    }
+
+    #[test]
+    fn request_head_scanning() {
+        use Head::*;
+        assert_eq!(scan_request_head(b""), Incomplete);
+        assert_eq!(scan_request_head(b"GET / HT"), Incomplete);
+        assert_eq!(
+            scan_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n"),
+            Incomplete
+        );
+        assert_eq!(
+            scan_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Complete { head_only: false }
+        );
+        assert_eq!(
+            scan_request_head(b"\r\nHEAD / HTTP/1.0\n\n"),
+            Complete { head_only: true }
+        );
+        assert_eq!(
+            scan_request_head(b"GET / HTTP/1.1\nA: b\n\r\n"),
+            Complete { head_only: false }
+        );
+        assert_eq!(scan_request_head(b"\x16\x03\x01"), NotHttp);
+        assert_eq!(scan_request_head(b"SSH-2.0-OpenSSH_9.2\r\n"), NotHttp);
+        assert_eq!(scan_request_head(b"PRI * HTTP/2.0\r\n\r\n"), NotHttp);
+        assert_eq!(scan_request_head(b"GET  / HTTP/1.1\r\n\r\n"), NotHttp);
+        assert_eq!(scan_request_head(b"G\xc3\xa9T / HTTP/1.1"), NotHttp);
+    }
+
+    #[test]
+    fn responses_are_well_formed() {
+        let ok = hello_response(&Head::Complete { head_only: false }).unwrap();
+        assert_eq!(ok.status, 200);
+        let (head, body) = split_response(&ok.bytes);
+        assert_eq!(body, HELLO_BODY.as_bytes());
+        assert!(body.windows(8).any(|w| w == b"jumpgate"));
+        assert_eq!(
+            header(&head, "Content-Length"),
+            Some(HELLO_BODY.len().to_string().as_str())
+        );
+        let too_large = hello_response(&Head::TooLarge).unwrap();
+        assert_eq!(too_large.status, 431);
+        assert!(hello_response(&Head::Incomplete).is_none());
+    }
+
+    #[test]
+    fn demo_host_and_error_texts() {
+        assert!(is_demo_host("hello.jumpgate"));
+        assert!(is_demo_host("Hello.JumpGate."));
+        assert!(!is_demo_host("hello.jumpgate.example"));
+        assert!(!is_demo_host("xhello.jumpgate"));
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(sshd_error_text(&refused), "Connection refused");
+        let unreachable = io::Error::from_raw_os_error(101); // ENETUNREACH on Linux
+        assert_eq!(sshd_error_text(&unreachable), "Network is unreachable");
+        assert_eq!(
+            connect_failed("x".into()).code(),
+            ChannelOpenFailure::ConnectFailed.code()
+        );
+    }
+
+    // === the real OpenSSH client against it ===
+
+    /// A temp dir with the client key (mode 0600) and a known_hosts line for the host.
+    struct OpenSsh {
+        dir: tempfile::TempDir,
+        port: u16,
+    }
+
+    impl OpenSsh {
+        fn new(f: &Fixture) -> OpenSsh {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = tempfile::tempdir().unwrap();
+            let key_path = dir.path().join("id_ed25519");
+            let pem = f
+                .client_key
+                .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+                .unwrap();
+            std::fs::write(&key_path, pem.as_bytes()).unwrap();
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let port = f.host.addr().port();
+            let line = format!("[127.0.0.1]:{port} {}\n", f.host_key.to_openssh().unwrap());
+            std::fs::write(dir.path().join("known_hosts"), line).unwrap();
+            OpenSsh { dir, port }
+        }
+
+        /// `ssh -W target` with `stdin` as the tunnelled request; (status, stdout, stderr).
+        async fn stdio_forward(&self, target: &str, stdin: &[u8]) -> (bool, Vec<u8>, String) {
+            let dir = self.dir.path();
+            let mut child = tokio::process::Command::new("ssh")
+                .args(["-F", "/dev/null", "-T", "-o", "BatchMode=yes"])
+                .args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"])
+                .args(["-o", "StrictHostKeyChecking=yes"])
+                .arg("-o")
+                .arg(format!(
+                    "UserKnownHostsFile={}",
+                    dir.join("known_hosts").display()
+                ))
+                .arg("-i")
+                .arg(dir.join("id_ed25519"))
+                .args(["-p", &self.port.to_string(), "-W", target, "demo@127.0.0.1"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("OpenSSH client `ssh` not found: install openssh-client");
+            let mut input = child.stdin.take().unwrap();
+            input.write_all(stdin).await.unwrap();
+            drop(input); // EOF, sent on as channel EOF
+            let out = timeout(Duration::from_secs(20), child.wait_with_output())
+                .await
+                .expect("ssh did not finish")
+                .unwrap();
+            (
+                out.status.success(),
+                out.stdout,
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    }
+
+    #[tokio::test]
+    async fn openssh_client_gets_the_page_and_sshd_like_refusals() {
+        let f = start(Behaviour::default()).await;
+        let ssh = OpenSsh::new(&f);
+
+        let (ok, stdout, stderr) = ssh
+            .stdio_forward(
+                "hello.jumpgate:80",
+                b"GET / HTTP/1.1\r\nHost: hello.jumpgate\r\n\r\n",
+            )
+            .await;
+        assert!(ok, "ssh -W failed: {stderr}");
+        let (head, body) = split_response(&stdout);
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}\n{stderr}");
+        assert!(String::from_utf8_lossy(&body).contains("jumpgate"));
+
+        let closed_port = {
+            let l = TcpListener::bind(LOOPBACK).await.unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let (ok, _, stderr) = ssh
+            .stdio_forward(&format!("127.0.0.1:{closed_port}"), b"")
+            .await;
+        assert!(!ok);
+        assert!(
+            stderr.contains("open failed: connect failed: Connection refused"),
+            "{stderr}"
+        );
+
+        let (ok, _, stderr) = ssh.stdio_forward("no-such-host.invalid:80", b"").await;
+        assert!(!ok);
+        assert!(
+            stderr.contains("open failed: connect failed: Name or service not known"),
+            "{stderr}"
+        );
+    }
+
+    #[tokio::test]
+    async fn openssh_client_with_unknown_key_is_refused() {
+        let f = start(Behaviour::default()).await;
+        let stranger = Fixture {
+            host: f.host,
+            host_key: f.host_key,
+            client_key: generate_key().unwrap(),
+        };
+        let ssh = OpenSsh::new(&stranger);
+        let (ok, _, stderr) = ssh.stdio_forward("hello.jumpgate:80", b"").await;
+        assert!(!ok);
+        assert!(stderr.contains("Permission denied (publickey)"), "{stderr}");
+    }
 }
