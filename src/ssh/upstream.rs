@@ -92,6 +92,8 @@ impl Upstream {
     pub async fn supervise(self: Arc<Self>, stop: CancellationToken) {
         let mut backoff = Jitter::new(self.settings.upstream.reconnect);
         let mut failures: u32 = 0;
+        // The last error's text: repeats are logged short, changes in full.
+        let mut last_error = String::new();
         while !stop.is_cancelled() {
             let attempt = tokio::select! {
                 r = JumpSession::connect(&self.settings) => r,
@@ -104,6 +106,7 @@ impl Upstream {
                         info!(upstream = %self.name(), addr = %self.settings.addr(), "upstream ready");
                         backoff.reset();
                         failures = 0;
+                        last_error.clear();
                         self.current.send_replace(Some(session.clone()));
                         tokio::select! {
                             _ = session.closed() => {
@@ -122,11 +125,13 @@ impl Upstream {
                 Err(e) => {
                     failures += 1;
                     let wait = backoff.next_wait();
-                    // Each backoff step logs once; the first failure loudly.
-                    if failures == 1 {
-                        error!(upstream = %self.name(), error = %e, retry_in = ?wait, "cannot open SSH session");
+                    // One line per backoff step; the error in full only when it changes.
+                    let text = e.to_string();
+                    if text != last_error {
+                        error!(upstream = %self.name(), error = %text, attempt = failures, retry_in = ?wait, "cannot open SSH session");
+                        last_error = text;
                     } else {
-                        warn!(upstream = %self.name(), error = %e, attempt = failures, retry_in = ?wait, "still cannot open SSH session");
+                        warn!(upstream = %self.name(), attempt = failures, retry_in = ?wait, "still cannot open SSH session (same error)");
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
