@@ -135,20 +135,21 @@ async fn check(path: &std::path::Path) -> u8 {
             }
         };
         let settings = SessionSettings::new(u.clone(), ids);
-        match JumpSession::connect(&settings).await {
-            Ok(s) => {
-                println!(
-                    "upstream {}: ok ({}@{}, host key verified per host_key_check)",
-                    u.name,
-                    u.user,
-                    settings.addr()
-                );
-                s.disconnect("jumpgate check done").await;
-            }
-            Err(e) => {
-                println!("upstream {}: FAILED: {e}", u.name);
-                if code == 0 {
-                    code = EXIT_RUNTIME;
+        for target in 0..u.hosts.len() {
+            let shown = settings.describe(target);
+            match JumpSession::connect(&settings, target).await {
+                Ok(s) => {
+                    println!(
+                        "upstream {} {}: ok (logged in as {})",
+                        u.name, shown, u.user
+                    );
+                    s.disconnect("jumpgate check done").await;
+                }
+                Err(e) => {
+                    println!("upstream {} {}: FAILED: {e}", u.name, shown);
+                    if code == 0 {
+                        code = EXIT_RUNTIME;
+                    }
                 }
             }
         }

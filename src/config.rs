@@ -90,8 +90,11 @@ pub struct Backoff {
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub name: String,
-    pub host: String,
-    pub port: u16,
+    /// Equivalent jump hosts; sessions spread across them (failover).
+    pub hosts: Vec<Endpoint>,
+    /// ProxyJump chain, outermost first; every hop uses this upstream's keys
+    /// and known_hosts.
+    pub proxy_jump: Vec<Hop>,
     pub user: String,
     /// Empty means: the OpenSSH default identities that exist.
     pub identity_files: Vec<PathBuf>,
@@ -103,7 +106,51 @@ pub struct Upstream {
     pub reconnect: Backoff,
     /// TCP connect + SSH handshake + authentication.
     pub connect_timeout: Duration,
+    pub sessions: SessionLimits,
+    pub max_channels_per_session: usize,
+    /// A tunnel whose client stopped reading is closed after this long, so
+    /// that its session's other tunnels resume (see `relay`).
+    pub stall_timeout: Duration,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// One ProxyJump hop: `[user@]host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    pub user: Option<String>,
+    pub endpoint: Endpoint,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub min: usize,
+    pub max: usize,
+    /// Sessions above `min` with no channel for this long are closed.
+    pub idle_timeout: Duration,
+}
+
+pub const DEFAULT_SESSIONS: SessionLimits = SessionLimits {
+    min: 1,
+    max: 4,
+    idle_timeout: Duration::from_secs(60),
+};
+pub const DEFAULT_MAX_CHANNELS: usize = 1024;
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerKind {
@@ -136,8 +183,14 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
     name: Spanned<String>,
-    host: Spanned<String>,
+    host: Option<Spanned<String>>,
+    hosts: Option<Spanned<Vec<String>>>,
     port: Option<Spanned<i64>>,
+    #[serde(default)]
+    proxy_jump: Vec<Spanned<String>>,
+    sessions: Option<Spanned<RawSessions>>,
+    max_channels_per_session: Option<Spanned<i64>>,
+    stall_timeout: Option<Spanned<String>>,
     user: Option<String>,
     #[serde(default)]
     identity_files: Vec<Spanned<String>>,
@@ -149,6 +202,14 @@ struct RawUpstream {
     keepalive: Option<Spanned<RawKeepalive>>,
     reconnect: Option<Spanned<RawBackoff>>,
     connect_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSessions {
+    min: Option<Spanned<i64>>,
+    max: Option<Spanned<i64>>,
+    idle_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -308,17 +369,33 @@ impl Cx<'_> {
 
     fn upstream(&self, u: &RawUpstream) -> Result<Upstream, ConfigError> {
         let name = self.name("upstream", &u.name)?;
-        let host = u.host.get_ref().trim().to_owned();
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(self.err(&u.host, format!("host = {:?} is not a host name", host)));
-        }
         let port = match &u.port {
             None => 22,
-            Some(p) => u16::try_from(*p.get_ref())
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| self.err(p, format!("port = {}: not in 1-65535", p.get_ref())))?,
+            Some(p) => self.port("port", p)?,
         };
+        let hosts = match (&u.host, &u.hosts) {
+            (Some(h), None) => vec![self.endpoint("host", h.get_ref(), port, h)?],
+            (None, Some(list)) if !list.get_ref().is_empty() => list
+                .get_ref()
+                .iter()
+                .map(|h| self.endpoint("hosts", h, port, list))
+                .collect::<Result<_, _>>()?,
+            (None, Some(list)) => {
+                return Err(self.err(list, "hosts = []: list at least one jump host"))
+            }
+            (Some(h), Some(_)) => return Err(self.err(h, "set host or hosts, not both")),
+            (None, None) => {
+                return Err(self.err(
+                    &u.name,
+                    format!("upstream {name}: missing host (or hosts = [...])"),
+                ))
+            }
+        };
+        let proxy_jump = u
+            .proxy_jump
+            .iter()
+            .map(|h| self.hop(h))
+            .collect::<Result<Vec<_>, _>>()?;
         let user = match &u.user {
             Some(user) => user.clone(),
             None => local_user().ok_or_else(|| {
@@ -409,10 +486,56 @@ impl Cx<'_> {
             u.connect_timeout.as_ref(),
             DEFAULT_TIMEOUT,
         )?;
+        let sessions = match &u.sessions {
+            None => DEFAULT_SESSIONS,
+            Some(sp) => {
+                let r = sp.get_ref();
+                let count = |key: &str, v: &Option<Spanned<i64>>, d: usize, lo: i64| match v {
+                    None => Ok(d),
+                    Some(v) if (lo..=64).contains(v.get_ref()) => Ok(*v.get_ref() as usize),
+                    Some(v) => {
+                        Err(self.err(v, format!("sessions.{key} = {}: use {lo}-64", v.get_ref())))
+                    }
+                };
+                let min = count("min", &r.min, DEFAULT_SESSIONS.min, 0)?;
+                let max = count("max", &r.max, DEFAULT_SESSIONS.max.max(min), 1)?;
+                if min > max {
+                    return Err(self.err(
+                        sp,
+                        format!("sessions: min = {min} is more than max = {max}"),
+                    ));
+                }
+                SessionLimits {
+                    min,
+                    max,
+                    idle_timeout: self.duration(
+                        "sessions.idle_timeout",
+                        r.idle_timeout.as_ref(),
+                        DEFAULT_SESSIONS.idle_timeout,
+                    )?,
+                }
+            }
+        };
+        let max_channels_per_session = match &u.max_channels_per_session {
+            None => DEFAULT_MAX_CHANNELS,
+            // OpenSSH's hard cap is 16384 channels per connection.
+            Some(v) if (1..=16384).contains(v.get_ref()) => *v.get_ref() as usize,
+            Some(v) => {
+                return Err(self.err(
+                    v,
+                    format!("max_channels_per_session = {}: use 1-16384", v.get_ref()),
+                ))
+            }
+        };
+        let stall_timeout = self.duration(
+            "stall_timeout",
+            u.stall_timeout.as_ref(),
+            DEFAULT_STALL_TIMEOUT,
+        )?;
         Ok(Upstream {
             name,
-            host,
-            port,
+            hosts,
+            proxy_jump,
             user,
             identity_files,
             passphrase,
@@ -422,6 +545,45 @@ impl Cx<'_> {
             keepalive,
             reconnect,
             connect_timeout,
+            sessions,
+            max_channels_per_session,
+            stall_timeout,
+        })
+    }
+
+    fn port(&self, key: &str, p: &Spanned<i64>) -> Result<u16, ConfigError> {
+        u16::try_from(*p.get_ref())
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| self.err(p, format!("{key} = {}: not in 1-65535", p.get_ref())))
+    }
+
+    /// `host`, `host:port`, `[v6]:port` or a bare IPv6 address.
+    fn endpoint<T>(
+        &self,
+        key: &str,
+        text: &str,
+        default_port: u16,
+        at: &Spanned<T>,
+    ) -> Result<Endpoint, ConfigError> {
+        parse_endpoint(text, default_port).ok_or_else(|| {
+            self.err(
+                at,
+                format!("{key}: {text:?} is not host, host:port or [ipv6]:port"),
+            )
+        })
+    }
+
+    fn hop(&self, h: &Spanned<String>) -> Result<Hop, ConfigError> {
+        let text = h.get_ref().trim();
+        let (user, rest) = match text.rsplit_once('@') {
+            Some((u, r)) if !u.is_empty() => (Some(u.to_owned()), r),
+            Some(_) => return Err(self.err(h, format!("proxy_jump: {text:?} has an empty user"))),
+            None => (None, text),
+        };
+        Ok(Hop {
+            user,
+            endpoint: self.endpoint("proxy_jump", rest, 22, h)?,
         })
     }
 
@@ -497,6 +659,43 @@ impl Cx<'_> {
                 DEFAULT_TIMEOUT,
             )?,
         })
+    }
+}
+
+/// `host`, `host:port`, `[v6]:port`, or a bare IPv6 address.
+pub fn parse_endpoint(text: &str, default_port: u16) -> Option<Endpoint> {
+    let t = text.trim();
+    if t.is_empty() || t.contains(char::is_whitespace) {
+        return None;
+    }
+    if let Some(rest) = t.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok().filter(|p| *p != 0)?,
+            None if after.is_empty() => default_port,
+            None => return None,
+        };
+        return Some(Endpoint {
+            host: host.to_owned(),
+            port,
+        });
+    }
+    if t.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Some(Endpoint {
+            host: t.to_owned(),
+            port: default_port,
+        });
+    }
+    match t.split_once(':') {
+        Some((h, p)) if !h.is_empty() => Some(Endpoint {
+            host: h.to_owned(),
+            port: p.parse().ok().filter(|p| *p != 0)?,
+        }),
+        Some(_) => None,
+        None => Some(Endpoint {
+            host: t.to_owned(),
+            port: default_port,
+        }),
     }
 }
 
@@ -584,7 +783,14 @@ handshake_timeout = "3s"
     fn good_config_is_typed() {
         let c = parse(GOOD).expect("valid");
         let u = &c.upstreams[0];
-        assert_eq!(u.port, 22);
+        assert_eq!(
+            u.hosts,
+            vec![Endpoint {
+                host: "bastion.example".into(),
+                port: 22
+            }]
+        );
+        assert_eq!(u.sessions, DEFAULT_SESSIONS);
         assert_eq!(u.host_key_check, HostKeyCheck::Strict);
         assert_eq!(u.keepalive.interval, Duration::from_secs(5));
         assert_eq!(u.keepalive.count_max, 2);
@@ -663,6 +869,42 @@ handshake_timeout = "3s"
         let twice = format!("{GOOD}\n[[upstream]]\nname = \"corp\"\nhost = \"h\"\n");
         let e = parse(&twice).expect_err("dup").to_string();
         assert!(e.contains("used twice"), "{e}");
+    }
+
+    #[test]
+    fn hosts_chain_and_pool_settings() {
+        let text = GOOD.replace(
+            "host = \"bastion.example\"",
+            "hosts = [\"a.example\", \"b.example:2222\", \"[::1]:22\"]\n\
+             proxy_jump = [\"ops@outer:2200\", \"mid\"]\n\
+             sessions = { min = 2, max = 6, idle_timeout = \"30s\" }\n\
+             max_channels_per_session = 300\nstall_timeout = \"1s\"",
+        );
+        let c = parse(&text).expect("valid");
+        let u = &c.upstreams[0];
+        let shown: Vec<String> = u.hosts.iter().map(|e| e.to_string()).collect();
+        assert_eq!(shown, ["a.example:22", "b.example:2222", "[::1]:22"]);
+        assert_eq!(u.proxy_jump[0].user.as_deref(), Some("ops"));
+        assert_eq!(u.proxy_jump[0].endpoint.to_string(), "outer:2200");
+        assert_eq!(u.proxy_jump[1].user, None);
+        assert_eq!((u.sessions.min, u.sessions.max), (2, 6));
+        assert_eq!(u.max_channels_per_session, 300);
+        assert_eq!(u.stall_timeout, Duration::from_secs(1));
+        let bad = GOOD.replace(
+            "user = \"ci\"",
+            "user = \"ci\"\nsessions = { min = 5, max = 2 }",
+        );
+        assert!(parse(&bad)
+            .expect_err("min>max")
+            .to_string()
+            .contains(":6: sessions: min = 5"));
+        let both = GOOD.replace("user = \"ci\"", "user = \"ci\"\nhosts = [\"x\"]");
+        assert!(parse(&both)
+            .expect_err("both")
+            .to_string()
+            .contains("not both"));
+        assert_eq!(parse_endpoint("h:0", 22), None);
+        assert_eq!(parse_endpoint("::1", 22).map(|e| e.port), Some(22));
     }
 
     #[test]

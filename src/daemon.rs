@@ -14,8 +14,8 @@ use tracing::{info, warn};
 use crate::config::{Config, ListenerKind};
 use crate::proxy::socks5::Socks5Listener;
 use crate::ssh::identity::{self, IdentityError};
+use crate::ssh::pool::Pool;
 use crate::ssh::session::SessionSettings;
-use crate::ssh::upstream::Upstream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -87,7 +87,7 @@ impl Shutdown {
 
 /// Everything bound and loaded, not yet serving.
 pub struct Daemon {
-    upstreams: Vec<Arc<Upstream>>,
+    upstreams: Vec<Arc<Pool>>,
     listeners: Vec<(Arc<Socks5Listener>, TcpListener)>,
 }
 
@@ -102,7 +102,7 @@ impl Daemon {
                         source,
                     }
                 })?;
-            upstreams.push(Upstream::new(SessionSettings::new(u.clone(), ids)));
+            upstreams.push(Pool::new(SessionSettings::new(u.clone(), ids)));
         }
         let mut listeners = Vec::new();
         for l in &config.listeners {
@@ -136,16 +136,14 @@ impl Daemon {
             .collect()
     }
 
-    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+    pub fn upstreams(&self) -> &[Arc<Pool>] {
         &self.upstreams
     }
 
     /// Serves until `shutdown.drain`, then drains within the grace period.
     pub async fn serve(self, shutdown: Shutdown) {
-        let sessions_stop = CancellationToken::new();
-        let supervisors = TaskTracker::new();
         for up in &self.upstreams {
-            supervisors.spawn(up.clone().supervise(sessions_stop.clone()));
+            up.start();
         }
         let clients = TaskTracker::new();
         let accept_loops = TaskTracker::new();
@@ -177,9 +175,9 @@ impl Daemon {
             _ = shutdown.force.cancelled() => {}
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), clients.wait()).await;
-        sessions_stop.cancel();
-        supervisors.close();
-        let _ = tokio::time::timeout(Duration::from_secs(5), supervisors.wait()).await;
+        for up in &self.upstreams {
+            up.shutdown().await;
+        }
         info!("stopped");
     }
 }

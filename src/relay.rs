@@ -12,15 +12,24 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
 use russh::{client, Channel, ChannelMsg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::ssh::session::ChannelGuard;
+
 /// How long we keep draining (and discarding) a channel whose client is gone
 /// before closing it from our side.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+/// Per-tunnel buffer between the channel and a slow client. Beyond it the
+/// tunnel counts as stalled. With russh's queue of 100 packets (3.2 MiB) on
+/// top, one stalled tunnel holds at most about 4.2 MiB.
+pub const STALL_BUFFER: usize = 1024 * 1024;
 
 /// Client reads are this big: one SSH packet's worth (maximum_packet_size).
 const READ_CHUNK: usize = 32 * 1024;
@@ -37,6 +46,9 @@ pub enum End {
     SessionLost,
     /// Forced shutdown.
     Shutdown,
+    /// The client stopped reading for `stall_timeout` with a full buffer;
+    /// closed so that the session's other tunnels resume.
+    Stalled,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -54,9 +66,18 @@ pub struct RelayStats {
 /// The two directions run as two futures polled together: awaiting the
 /// channel window while the channel's inbound queue fills would block russh's
 /// session task and with it the window adjust we wait for.
+///
+/// Head-of-line: russh's session task blocks on a channel whose queue is
+/// full, stalling every channel of the session. So the down direction always
+/// drains the channel into a per-tunnel buffer of `STALL_BUFFER` bytes while
+/// writing to the client; when the buffer is full the tunnel is marked
+/// stalled (its session gets no new channels), and if it stays full for
+/// `stall_timeout` the tunnel is closed so the session's others resume.
 pub async fn run(
     client: TcpStream,
     channel: Channel<client::Msg>,
+    guard: &mut ChannelGuard,
+    stall_timeout: Duration,
     force: CancellationToken,
 ) -> RelayStats {
     let started = Instant::now();
@@ -90,41 +111,84 @@ pub async fn run(
             }
         };
         let down = async move {
+            let mut queue: VecDeque<Bytes> = VecDeque::new();
+            let mut queued: usize = 0;
+            let mut eof_seen = false;
+            let mut shut = false;
+            let mut closed: Option<End> = None;
             let mut gone: Option<io::ErrorKind> = None;
             let mut drain_until: Option<tokio::time::Instant> = None;
+            let mut stalled_since: Option<tokio::time::Instant> = None;
             loop {
-                let msg = match drain_until {
-                    None => rx.wait().await,
-                    Some(t) => match tokio::time::timeout_at(t, rx.wait()).await {
-                        Ok(m) => m,
-                        Err(_) => return End::DrainTimeout,
-                    },
+                if let Some(end) = closed {
+                    if queue.is_empty() || gone.is_some() {
+                        return (end, gone);
+                    }
+                }
+                if queue.is_empty() && eof_seen && !shut && gone.is_none() {
+                    shut = true;
+                    let _ = cw.shutdown().await;
+                }
+                let full = queued >= STALL_BUFFER;
+                match (full, stalled_since) {
+                    (true, None) => {
+                        stalled_since = Some(tokio::time::Instant::now());
+                        guard.set_stalled(true);
+                    }
+                    (false, Some(_)) => {
+                        stalled_since = None;
+                        guard.set_stalled(false);
+                    }
+                    _ => {}
+                }
+                let stall_deadline = async {
+                    match stalled_since {
+                        Some(t) => tokio::time::sleep_until(t + stall_timeout).await,
+                        None => std::future::pending().await,
+                    }
                 };
-                match msg {
-                    Some(ChannelMsg::Data { data }) => {
-                        if gone.is_some() {
-                            continue;
-                        }
-                        match cw.write_all(&data).await {
-                            Ok(()) => {
-                                down_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                let drain_deadline = async {
+                    match drain_until {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let front = queue.front().cloned();
+                tokio::select! {
+                    msg = rx.wait(), if !full && closed.is_none() => match msg {
+                        Some(ChannelMsg::Data { data }) => {
+                            if gone.is_none() {
+                                queued += data.len();
+                                queue.push_back(data);
                             }
-                            Err(e) => {
-                                gone = Some(e.kind());
-                                drain_until = Some(tokio::time::Instant::now() + DRAIN_LIMIT);
+                        }
+                        Some(ChannelMsg::Eof) => eof_seen = true,
+                        Some(ChannelMsg::Close) => closed = Some(End::Closed),
+                        None => closed = Some(End::SessionLost),
+                        Some(_) => {}
+                    },
+                    r = async { match &front { Some(b) => cw.write(b).await, None => std::future::pending().await } },
+                        if front.is_some() && gone.is_none() => match r {
+                        Ok(0) | Err(_) => {
+                            gone = Some(r.err().map_or(io::ErrorKind::WriteZero, |e| e.kind()));
+                            queue.clear();
+                            queued = 0;
+                            drain_until = Some(tokio::time::Instant::now() + DRAIN_LIMIT);
+                        }
+                        Ok(n) => {
+                            down_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                            queued -= n;
+                            if let Some(b) = queue.front_mut() {
+                                if n >= b.len() {
+                                    queue.pop_front();
+                                } else {
+                                    let _ = b.split_to(n);
+                                }
                             }
                         }
-                    }
-                    Some(ChannelMsg::Eof) => {
-                        if gone.is_none() {
-                            let _ = cw.shutdown().await;
-                        }
-                    }
-                    Some(ChannelMsg::Close) => {
-                        return gone.map_or(End::Closed, End::ClientGone);
-                    }
-                    None => return End::SessionLost,
-                    Some(_) => {}
+                    },
+                    _ = stall_deadline => return (End::Stalled, gone),
+                    _ = drain_deadline => return (End::DrainTimeout, gone),
                 }
             }
         };
@@ -134,14 +198,19 @@ pub async fn run(
         loop {
             tokio::select! {
                 biased;
-                _ = force.cancelled() => break End::Shutdown,
+                _ = force.cancelled() => break (End::Shutdown, None),
                 r = &mut down => break r,
                 _ = &mut up, if !up_finished => up_finished = true,
             }
         }
     };
-    let end = outcome;
-    if matches!(end, End::DrainTimeout | End::Shutdown) {
+    // The down future (and with it the channel's receiver) is gone here: a
+    // stalled session's reader is unblocked before we close.
+    let end = match outcome {
+        (End::Closed, Some(kind)) => End::ClientGone(kind),
+        (end, _) => end,
+    };
+    if matches!(end, End::DrainTimeout | End::Shutdown | End::Stalled) {
         // Closing first leaks the channel entry in russh (module doc); only
         // here, where the alternative is to hold the channel forever.
         let _ = tx.close().await;

@@ -17,7 +17,8 @@ use tracing::error;
 
 use crate::cli::EXIT_RUNTIME;
 use crate::config::{
-    Config, HostKeyCheck, Listener, ListenerKind, Upstream, DEFAULT_BACKOFF, DEFAULT_KEEPALIVE,
+    Config, Endpoint, HostKeyCheck, Listener, ListenerKind, Upstream, DEFAULT_BACKOFF,
+    DEFAULT_KEEPALIVE, DEFAULT_MAX_CHANNELS, DEFAULT_SESSIONS, DEFAULT_STALL_TIMEOUT,
 };
 use crate::daemon::{Daemon, DaemonError, Shutdown};
 use crate::ssh::identity;
@@ -83,8 +84,11 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
 
     let upstream = Upstream {
         name: "demo".into(),
-        host: "127.0.0.1".into(),
-        port: jump.addr().port(),
+        hosts: vec![Endpoint {
+            host: "127.0.0.1".into(),
+            port: jump.addr().port(),
+        }],
+        proxy_jump: vec![],
         user: "demo".into(),
         identity_files: vec![key_path.clone()],
         passphrase: None,
@@ -94,6 +98,9 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
         keepalive: DEFAULT_KEEPALIVE,
         reconnect: DEFAULT_BACKOFF,
         connect_timeout: Duration::from_secs(10),
+        sessions: DEFAULT_SESSIONS,
+        max_channels_per_session: DEFAULT_MAX_CHANNELS,
+        stall_timeout: DEFAULT_STALL_TIMEOUT,
     };
     let ids = identity::load_all(&upstream.identity_files, None)?;
     drop(ids); // loaded again by the daemon; this only fails early with a clear error

@@ -17,13 +17,13 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::relay::{self, End};
+use crate::ssh::pool::Pool;
 use crate::ssh::session::{FailureReason, OpenError};
-use crate::ssh::upstream::Upstream;
 
 /// What a SOCKS listener needs; shared by its client tasks.
 pub struct Socks5Listener {
     pub name: String,
-    pub upstream: Arc<Upstream>,
+    pub upstream: Arc<Pool>,
     pub handshake_timeout: Duration,
     pub connect_timeout: Duration,
 }
@@ -106,8 +106,8 @@ impl Socks5Listener {
             .upstream
             .open(&host, port, peer, self.connect_timeout)
             .await;
-        let mut guard = match opened {
-            Ok(g) => g,
+        let mut lease = match opened {
+            Ok(l) => l,
             Err(e) => {
                 let reply = reply_for(&e);
                 info!(target = %target, error = %e, reply = reply.as_u8(), "connect failed");
@@ -115,6 +115,7 @@ impl Socks5Listener {
                 return;
             }
         };
+        let Some(guard) = lease.guard() else { return };
         let Some(channel) = guard.take() else { return };
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         let tcp = match proto.reply_success(unspecified).await {
@@ -129,7 +130,8 @@ impl Socks5Listener {
             }
         };
         let session = guard.session().id;
-        let stats = relay::run(tcp, channel, force).await;
+        let stall = self.upstream.settings.upstream.stall_timeout;
+        let stats = relay::run(tcp, channel, guard, stall, force).await;
         let secs = stats.elapsed.as_secs_f64();
         match stats.end {
             End::Closed | End::ClientGone(_) => {

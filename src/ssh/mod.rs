@@ -1,8 +1,8 @@
-//! The SSH side: sessions to jump hosts (`session`), their supervisor and
-//! channel entry point (`upstream`), host key checks (`known_hosts`) and
-//! private keys (`identity`).
+//! The SSH side: sessions to jump hosts (`session`), the per-upstream pool
+//! that keeps, grows and picks them (`pool`), host key checks
+//! (`known_hosts`) and private keys (`identity`).
 
 pub mod identity;
 pub mod known_hosts;
+pub mod pool;
 pub mod session;
-pub mod upstream;

@@ -5,7 +5,7 @@
 //! it, and counts its channels so that a pool can pick the least loaded.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::identity::Identity;
 use super::known_hosts::{self, HostKeyError, Verdict};
-use crate::config::Upstream;
+use crate::config::{Endpoint, Upstream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -44,6 +44,12 @@ pub enum ConnectError {
         addr: String,
         tried: String,
         methods: String,
+    },
+    #[error("ProxyJump: {from} could not open a channel to {to}: {reason}")]
+    Hop {
+        from: String,
+        to: String,
+        reason: String,
     },
     #[error("{addr}: SSH handshake failed: {source}")]
     Ssh { addr: String, source: russh::Error },
@@ -113,8 +119,44 @@ impl SessionSettings {
         }
     }
 
-    pub fn addr(&self) -> String {
-        format!("{}:{}", self.upstream.host, self.upstream.port)
+    /// How a target is shown in messages: `user@host:port`, plus the chain.
+    pub fn describe(&self, target: usize) -> String {
+        let t = self
+            .upstream
+            .hosts
+            .get(target)
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        if self.upstream.proxy_jump.is_empty() {
+            t
+        } else {
+            let chain: Vec<String> = self
+                .upstream
+                .proxy_jump
+                .iter()
+                .map(|h| h.endpoint.to_string())
+                .collect();
+            format!("{t} (via {})", chain.join(" -> "))
+        }
+    }
+
+    /// The hops to `target`, outermost first, each with its login name.
+    fn hops(&self, target: usize) -> Vec<(String, Endpoint)> {
+        let u = &self.upstream;
+        let mut hops: Vec<(String, Endpoint)> = u
+            .proxy_jump
+            .iter()
+            .map(|h| {
+                (
+                    h.user.clone().unwrap_or_else(|| u.user.clone()),
+                    h.endpoint.clone(),
+                )
+            })
+            .collect();
+        if let Some(e) = u.hosts.get(target) {
+            hops.push((u.user.clone(), e.clone()));
+        }
+        hops
     }
 }
 
@@ -137,10 +179,15 @@ fn russh_config(u: &Upstream) -> client::Config {
     c.limits.rekey_read_limit = 1 << 36;
     c.limits.rekey_write_limit = 1 << 36;
     c.limits.rekey_time_limit = Duration::from_secs(365 * 24 * 3600);
-    c.keepalive_interval = Some(u.keepalive.interval);
-    // russh dies when the count exceeds keepalive_max, one interval later
-    // than OpenSSH's documented ServerAliveCountMax; 0 would disable it.
-    c.keepalive_max = (u.keepalive.count_max as usize).saturating_sub(1).max(1);
+    // OpenSSH semantics: dead after `count_max` unanswered probes, i.e.
+    // interval x count_max of silence. russh fails when its count exceeds
+    // keepalive_max (0 disables), so count_max = 1 uses two half intervals.
+    let (interval, max) = match u.keepalive.count_max {
+        0 | 1 => (u.keepalive.interval / 2, 1),
+        n => (u.keepalive.interval, n as usize - 1),
+    };
+    c.keepalive_interval = Some(interval);
+    c.keepalive_max = max;
     c.nodelay = true;
     c
 }
@@ -150,13 +197,22 @@ static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 /// An authenticated SSH connection.
 pub struct JumpSession {
     pub id: u64,
+    /// Index into the upstream's `hosts`.
+    pub target: usize,
     handle: Handle<JumpHandler>,
+    /// ProxyJump hops we tunnel through; kept alive, never used directly.
+    _outer: Vec<Handle<JumpHandler>>,
     /// Cancelled when the session task ends (disconnect, error, keepalive).
     dead: CancellationToken,
     /// Open-failure texts, which russh gives only to the handler.
     failures: Arc<FailureTexts>,
     /// Live channels on this session, for load balancing and metrics.
     channels: AtomicUsize,
+    /// Tunnels whose client stopped reading; such a session gets no new
+    /// channels (russh's reader stalls with them, see `relay`).
+    stalled: AtomicUsize,
+    /// Set when an idle extra session is being closed: no new channels.
+    retired: AtomicBool,
 }
 
 impl std::fmt::Debug for JumpSession {
@@ -280,117 +336,102 @@ impl client::Handler for JumpHandler {
 }
 
 impl JumpSession {
-    /// TCP connect, SSH handshake, host key check and login, all within the
-    /// upstream's connect timeout.
-    pub async fn connect(settings: &SessionSettings) -> Result<Arc<JumpSession>, ConnectError> {
+    /// TCP connect, SSH handshake, host key check and login (through every
+    /// ProxyJump hop), all within the upstream's connect timeout.
+    pub async fn connect(
+        settings: &SessionSettings,
+        target: usize,
+    ) -> Result<Arc<JumpSession>, ConnectError> {
         let after = settings.upstream.connect_timeout;
-        match tokio::time::timeout(after, Self::connect_inner(settings)).await {
+        match tokio::time::timeout(after, Self::connect_inner(settings, target)).await {
             Ok(r) => r,
             Err(_) => Err(ConnectError::Timeout {
-                addr: settings.addr(),
+                addr: settings.describe(target),
                 after,
             }),
         }
     }
 
-    async fn connect_inner(settings: &SessionSettings) -> Result<Arc<JumpSession>, ConnectError> {
-        let u = &settings.upstream;
-        let addr = settings.addr();
-        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((u.host.as_str(), u.port))
-            .await
-            .map_err(|source| ConnectError::Resolve {
-                host: u.host.clone(),
-                source,
-            })?
-            .collect();
-        let mut last = None;
-        let mut tcp = None;
-        for a in &addrs {
-            match tokio::net::TcpStream::connect(a).await {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
+    async fn connect_inner(
+        settings: &SessionSettings,
+        target: usize,
+    ) -> Result<Arc<JumpSession>, ConnectError> {
+        let hops = settings.hops(target);
+        let Some(((user0, first), rest)) = hops.split_first() else {
+            return Err(ConnectError::Tcp {
+                addr: settings.describe(target),
+                source: std::io::Error::other("no such host index"),
+            });
+        };
+        let tcp = tcp_connect(first).await?;
+        let mut hop = handshake(settings, tcp, first, user0).await?;
+        // Outer hops stay alive as long as the session: the inner SSH
+        // connection runs inside their channels.
+        let mut outer = Vec::new();
+        for (user, next) in rest {
+            let stream = hop
+                .handle
+                .channel_open_direct_tcpip(next.host.clone(), u32::from(next.port), "127.0.0.1", 0)
+                .await
+                .map_err(|e| ConnectError::Hop {
+                    from: hop.endpoint.to_string(),
+                    to: next.to_string(),
+                    reason: match e {
+                        russh::Error::ChannelOpenFailure(r) => FailureReason::from(&r).to_string(),
+                        other => other.to_string(),
+                    },
+                })?
+                .into_stream();
+            let inner = handshake(settings, stream, next, user).await?;
+            outer.push(hop);
+            hop = inner;
         }
-        let tcp = tcp.ok_or_else(|| ConnectError::Tcp {
-            addr: addr.clone(),
-            source: last.unwrap_or_else(|| std::io::Error::other("no address")),
-        })?;
-        let _ = tcp.set_nodelay(true);
-
-        let dead = CancellationToken::new();
-        let failures = Arc::new(FailureTexts::default());
-        let key_error = Arc::new(Mutex::new(None));
-        let handler = JumpHandler {
-            host: u.host.clone(),
-            port: u.port,
-            known_hosts: u.known_hosts.clone(),
-            policy: u.host_key_check,
-            _dead: dead.clone().drop_guard(),
-            failures: failures.clone(),
-            key_error: key_error.clone(),
-        };
-        let mut handle = match client::connect_stream(settings.ssh.clone(), tcp, handler).await {
-            Ok(h) => h,
-            Err(e) => {
-                if let Some(ke) = key_error.lock().ok().and_then(|mut s| s.take()) {
-                    return Err(ke.into());
-                }
-                return Err(ConnectError::Ssh { addr, source: e });
-            }
-        };
-        authenticate(&mut handle, settings).await?;
         let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::new(JumpSession {
             id,
-            handle,
-            dead,
-            failures,
+            target,
+            handle: hop.handle,
+            _outer: outer.into_iter().map(|h| h.handle).collect(),
+            dead: hop.dead,
+            failures: hop.failures,
             channels: AtomicUsize::new(0),
+            stalled: AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
         }))
     }
 
-    /// Opens a `direct-tcpip` channel to `host:port`, with a deadline.
-    /// `host` is passed unresolved so that names resolve on the jump host.
-    pub async fn open_direct_tcpip(
-        self: &Arc<Self>,
-        host: &str,
-        port: u16,
-        orig: std::net::SocketAddr,
-        deadline: Duration,
-    ) -> Result<ChannelGuard, OpenError> {
-        if self.is_dead() {
-            return Err(OpenError::SessionGone);
+    /// Takes a channel slot if the session is usable and below `cap`.
+    pub fn try_reserve(self: &Arc<Self>, cap: usize) -> Option<ChannelGuard> {
+        if !self.is_usable() {
+            return None;
         }
-        let open = self.handle.channel_open_direct_tcpip(
-            host,
-            u32::from(port),
-            orig.ip().to_string(),
-            u32::from(orig.port()),
-        );
-        let chan = tokio::select! {
-            r = tokio::time::timeout(deadline, open) => match r {
-                Err(_) => return Err(OpenError::Timeout),
-                Ok(Ok(c)) => c,
-                Ok(Err(russh::Error::ChannelOpenFailure(reason))) => {
-                    // The text follows the code within the same session task turn.
-                    let text = self.failures.pop(Duration::from_millis(100)).await;
-                    return Err(OpenError::Refused { reason: FailureReason::from(&reason), text });
-                }
-                Ok(Err(russh::Error::Disconnect | russh::Error::SendError)) => {
-                    return Err(OpenError::SessionGone)
-                }
-                Ok(Err(e)) => return Err(OpenError::Ssh(e)),
-            },
-            _ = self.dead.cancelled() => return Err(OpenError::SessionGone),
-        };
-        self.channels.fetch_add(1, Ordering::Relaxed);
-        Ok(ChannelGuard {
-            channel: Some(chan),
+        self.channels
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .ok()?;
+        Some(ChannelGuard {
+            channel: None,
             session: self.clone(),
+            stalled: false,
         })
+    }
+
+    /// Alive, not retiring, and no tunnel stalled on it.
+    pub fn is_usable(&self) -> bool {
+        !self.is_dead()
+            && !self.retired.load(Ordering::Acquire)
+            && self.stalled.load(Ordering::Acquire) == 0
+    }
+
+    /// Marks an idle session as leaving, unless a channel slipped in.
+    pub fn retire(&self) -> bool {
+        self.retired.store(true, Ordering::Release);
+        if self.channels() > 0 {
+            self.retired.store(false, Ordering::Release);
+            return false;
+        }
+        true
     }
 
     pub fn is_dead(&self) -> bool {
@@ -415,13 +456,68 @@ impl JumpSession {
     }
 }
 
-/// A channel and the session it belongs to; dropping it gives the slot back.
+/// A channel slot on a session (and, once opened, the channel); dropping
+/// it gives the slot back.
 pub struct ChannelGuard {
     channel: Option<Channel<client::Msg>>,
     session: Arc<JumpSession>,
+    /// Whether this tunnel counts in the session's `stalled`.
+    stalled: bool,
 }
 
 impl ChannelGuard {
+    /// Opens a `direct-tcpip` channel to `host:port` in this slot, with a
+    /// deadline. `host` goes unresolved so that names resolve on the jump host.
+    pub async fn open(
+        &mut self,
+        host: &str,
+        port: u16,
+        orig: std::net::SocketAddr,
+        deadline: Duration,
+    ) -> Result<(), OpenError> {
+        let session = &self.session;
+        if session.is_dead() {
+            return Err(OpenError::SessionGone);
+        }
+        let open = session.handle.channel_open_direct_tcpip(
+            host,
+            u32::from(port),
+            orig.ip().to_string(),
+            u32::from(orig.port()),
+        );
+        let chan = tokio::select! {
+            r = tokio::time::timeout(deadline, open) => match r {
+                Err(_) => return Err(OpenError::Timeout),
+                Ok(Ok(c)) => c,
+                Ok(Err(russh::Error::ChannelOpenFailure(reason))) => {
+                    // The text follows the code within the same session task turn.
+                    let text = session.failures.pop(Duration::from_millis(100)).await;
+                    return Err(OpenError::Refused { reason: FailureReason::from(&reason), text });
+                }
+                Ok(Err(russh::Error::Disconnect | russh::Error::SendError)) => {
+                    return Err(OpenError::SessionGone)
+                }
+                Ok(Err(e)) => return Err(OpenError::Ssh(e)),
+            },
+            _ = session.dead.cancelled() => return Err(OpenError::SessionGone),
+        };
+        self.channel = Some(chan);
+        Ok(())
+    }
+
+    /// Marks (or clears) this tunnel as stalled: its client stopped reading
+    /// and its buffer is full, so the session gets no new channels.
+    pub fn set_stalled(&mut self, on: bool) {
+        if on != self.stalled {
+            self.stalled = on;
+            if on {
+                self.session.stalled.fetch_add(1, Ordering::AcqRel);
+            } else {
+                self.session.stalled.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
     /// The channel, once; the guard still counts it until dropped.
     pub fn take(&mut self) -> Option<Channel<client::Msg>> {
         self.channel.take()
@@ -434,8 +530,85 @@ impl ChannelGuard {
 
 impl Drop for ChannelGuard {
     fn drop(&mut self) {
-        self.session.channels.fetch_sub(1, Ordering::Relaxed);
+        self.set_stalled(false);
+        self.session.channels.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// One logged-in hop.
+struct Hop {
+    endpoint: Endpoint,
+    handle: Handle<JumpHandler>,
+    dead: CancellationToken,
+    failures: Arc<FailureTexts>,
+}
+
+async fn tcp_connect(e: &Endpoint) -> Result<tokio::net::TcpStream, ConnectError> {
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((e.host.as_str(), e.port))
+        .await
+        .map_err(|source| ConnectError::Resolve {
+            host: e.host.clone(),
+            source,
+        })?
+        .collect();
+    let mut last = None;
+    for a in &addrs {
+        match tokio::net::TcpStream::connect(a).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(ConnectError::Tcp {
+        addr: e.to_string(),
+        source: last.unwrap_or_else(|| std::io::Error::other("name has no address")),
+    })
+}
+
+/// SSH handshake, host key check and login over `stream`.
+async fn handshake<S>(
+    settings: &SessionSettings,
+    stream: S,
+    endpoint: &Endpoint,
+    user: &str,
+) -> Result<Hop, ConnectError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let u = &settings.upstream;
+    let dead = CancellationToken::new();
+    let failures = Arc::new(FailureTexts::default());
+    let key_error = Arc::new(Mutex::new(None));
+    let handler = JumpHandler {
+        host: endpoint.host.clone(),
+        port: endpoint.port,
+        known_hosts: u.known_hosts.clone(),
+        policy: u.host_key_check,
+        _dead: dead.clone().drop_guard(),
+        failures: failures.clone(),
+        key_error: key_error.clone(),
+    };
+    let mut handle = match client::connect_stream(settings.ssh.clone(), stream, handler).await {
+        Ok(h) => h,
+        Err(e) => {
+            if let Some(ke) = key_error.lock().ok().and_then(|mut s| s.take()) {
+                return Err(ke.into());
+            }
+            return Err(ConnectError::Ssh {
+                addr: endpoint.to_string(),
+                source: e,
+            });
+        }
+    };
+    authenticate(&mut handle, settings, endpoint, user).await?;
+    Ok(Hop {
+        endpoint: endpoint.clone(),
+        handle,
+        dead,
+        failures,
+    })
 }
 
 /// Public-key authentication: configured identity files first, then the
@@ -443,12 +616,14 @@ impl Drop for ChannelGuard {
 async fn authenticate(
     handle: &mut Handle<JumpHandler>,
     settings: &SessionSettings,
+    endpoint: &Endpoint,
+    user: &str,
 ) -> Result<(), ConnectError> {
     let u = &settings.upstream;
     let mut tried = Vec::new();
     let mut methods = String::from("(unknown)");
     let ssh_err = |source| ConnectError::Ssh {
-        addr: settings.addr(),
+        addr: endpoint.to_string(),
         source,
     };
     for id in &settings.identities {
@@ -457,7 +632,7 @@ async fn authenticate(
             .map_err(ssh_err)?;
         let key = PrivateKeyWithHashAlg::new(id.key.clone(), hash);
         let res = handle
-            .authenticate_publickey(u.user.clone(), key)
+            .authenticate_publickey(user, key)
             .await
             .map_err(ssh_err)?;
         tried.push(format!("{} ({})", id.path.display(), id.key.algorithm()));
@@ -482,7 +657,7 @@ async fn authenticate(
                         .map_err(ssh_err)?;
                     tried.push(format!("agent key {}", known_hosts::fingerprint(&key)));
                     match handle
-                        .authenticate_publickey_with(u.user.clone(), key, hash, &mut agent)
+                        .authenticate_publickey_with(user, key, hash, &mut agent)
                         .await
                     {
                         Ok(client::AuthResult::Success) => return Ok(()),
@@ -499,10 +674,10 @@ async fn authenticate(
     if tried.is_empty() {
         tried.push("no keys (set identity_files, or agent = true with SSH_AUTH_SOCK)".into());
     }
-    info!(user = %u.user, "authentication failed");
+    info!(%user, host = %endpoint, "authentication failed");
     Err(ConnectError::Denied {
-        user: u.user.clone(),
-        addr: settings.addr(),
+        user: user.to_owned(),
+        addr: endpoint.to_string(),
         tried: tried.join(", "),
         methods,
     })

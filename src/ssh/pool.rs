@@ -1,0 +1,528 @@
+//! The session pool of one upstream: several SSH sessions, spread over the
+//! upstream's equivalent jump hosts, each carrying up to
+//! `max_channels_per_session` tunnels.
+//!
+//! - `min` sessions are kept open by slot supervisors that reconnect with
+//!   exponential backoff and full jitter;
+//! - more (up to `max`) are dialed on demand when every session is full, and
+//!   closed again after `idle_timeout` without channels;
+//! - a new channel goes to the least-loaded ready session (`choose`, a pure
+//!   function), never to a dead or stalled one;
+//! - a jump host that failed is avoided until its backoff passes, so new
+//!   channels go to the others (failover).
+//!
+//! Listeners call `Pool::open`; `daemon` starts `Pool::run`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info, info_span, warn, Instrument};
+
+use super::session::{ChannelGuard, JumpSession, OpenError, SessionSettings};
+use crate::config::Backoff;
+
+/// Shared state of one upstream.
+pub struct Pool {
+    pub settings: Arc<SessionSettings>,
+    state: Mutex<State>,
+    /// Woken on every change that can unblock an `open`: a session became
+    /// ready or died, a channel was released, a dial finished.
+    changed: Arc<Notify>,
+    /// Ends every supervisor and on-demand session at shutdown.
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+struct State {
+    sessions: Vec<Arc<JumpSession>>,
+    /// Connects in flight (supervisors and on-demand dials).
+    dialing: usize,
+    hosts: Vec<HostHealth>,
+    /// Whether we last logged the upstream as ready (log on changes only).
+    logged_ready: bool,
+}
+
+#[derive(Default, Clone)]
+struct HostHealth {
+    /// Avoid this host for new sessions until then.
+    down_until: Option<Instant>,
+    failures: u32,
+}
+
+/// What the pool knows of a session when choosing; see `choose`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Load {
+    pub channels: usize,
+    pub usable: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Choice {
+    Use(usize),
+    Dial,
+    Wait,
+}
+
+/// The least-loaded usable session with room; else dial if the pool may grow
+/// and no dial is already under way (one at a time, so a burst does not
+/// open `max` sessions at once); else wait.
+pub(crate) fn choose(live: &[Load], cap: usize, max_sessions: usize, dialing: usize) -> Choice {
+    let best = live
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.usable && l.channels < cap)
+        .min_by_key(|(_, l)| l.channels);
+    match best {
+        Some((i, _)) => Choice::Use(i),
+        None if live.len() + dialing < max_sessions && dialing == 0 => Choice::Dial,
+        None => Choice::Wait,
+    }
+}
+
+/// Picks the host for a new session: among hosts not in backoff, the one
+/// with the fewest sessions; if all are in backoff, the one free soonest.
+fn pick_host(hosts: &[HostHealth], sessions: &[Arc<JumpSession>], now: Instant) -> usize {
+    let count = |i: usize| sessions.iter().filter(|s| s.target == i).count();
+    let up = (0..hosts.len())
+        .filter(|i| hosts[*i].down_until.is_none_or(|t| t <= now))
+        .min_by_key(|i| count(*i));
+    up.unwrap_or_else(|| {
+        (0..hosts.len())
+            .min_by_key(|i| hosts[*i].down_until)
+            .unwrap_or(0)
+    })
+}
+
+impl Pool {
+    pub fn new(settings: SessionSettings) -> Arc<Pool> {
+        let hosts = vec![HostHealth::default(); settings.upstream.hosts.len()];
+        Arc::new(Pool {
+            settings: Arc::new(settings),
+            state: Mutex::new(State {
+                sessions: Vec::new(),
+                dialing: 0,
+                hosts,
+                logged_ready: false,
+            }),
+            changed: Arc::new(Notify::new()),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.upstream.name
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave State inconsistent in
+        // a way that matters more than stopping service; keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ready = at least one live session.
+    pub fn is_ready(&self) -> bool {
+        self.lock().sessions.iter().any(|s| !s.is_dead())
+    }
+
+    /// Live sessions and their channel counts, for status and tests.
+    pub fn snapshot(&self) -> Vec<(u64, usize, usize)> {
+        self.lock()
+            .sessions
+            .iter()
+            .filter(|s| !s.is_dead())
+            .map(|s| (s.id, s.target, s.channels()))
+            .collect()
+    }
+
+    /// Opens a channel to `host:port` within `within`: on the least-loaded
+    /// session, growing the pool if all are full, waiting for a session if
+    /// none is ready. A channel that fails because its session just died is
+    /// retried once on another session.
+    pub async fn open(
+        self: &Arc<Self>,
+        host: &str,
+        port: u16,
+        orig: SocketAddr,
+        within: Duration,
+    ) -> Result<Lease, OpenError> {
+        let deadline = Instant::now() + within;
+        let mut retried = false;
+        loop {
+            let mut guard = self
+                .reserve(deadline)
+                .await
+                .ok_or_else(|| OpenError::NoSession {
+                    upstream: self.name().to_owned(),
+                    waited: within,
+                })?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match guard.open(host, port, orig, left).await {
+                Ok(()) => {
+                    return Ok(Lease {
+                        guard: Some(guard),
+                        changed: self.changed.clone(),
+                    })
+                }
+                Err(OpenError::SessionGone) if !retried => {
+                    retried = true;
+                    drop(guard);
+                    self.prune();
+                }
+                Err(e) => {
+                    drop(guard);
+                    self.changed.notify_waiters();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// A channel slot on the best session, waiting until `deadline`.
+    async fn reserve(self: &Arc<Self>, deadline: Instant) -> Option<ChannelGuard> {
+        let u = &self.settings.upstream;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut st = self.lock();
+                st.sessions.retain(|s| !s.is_dead());
+                let loads: Vec<Load> = st
+                    .sessions
+                    .iter()
+                    .map(|s| Load {
+                        channels: s.channels(),
+                        usable: s.is_usable(),
+                    })
+                    .collect();
+                match choose(
+                    &loads,
+                    u.max_channels_per_session,
+                    u.sessions.max,
+                    st.dialing,
+                ) {
+                    Choice::Use(i) => {
+                        if let Some(g) = st.sessions[i].try_reserve(u.max_channels_per_session) {
+                            return Some(g);
+                        }
+                        continue; // lost a race for the last slot
+                    }
+                    Choice::Dial => {
+                        st.dialing += 1;
+                        let target = pick_host(&st.hosts, &st.sessions, Instant::now());
+                        drop(st);
+                        self.spawn_on_demand(target);
+                    }
+                    Choice::Wait => {}
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    fn prune(&self) {
+        self.lock().sessions.retain(|s| !s.is_dead());
+    }
+
+    /// Starts the `min` slot supervisors; they run until `shutdown`.
+    pub fn start(self: &Arc<Self>) {
+        for slot in 0..self.settings.upstream.sessions.min {
+            let me = self.clone();
+            self.tasks.spawn(async move { me.supervise(slot).await });
+        }
+    }
+
+    /// Stops supervisors and on-demand sessions, with an SSH disconnect.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        self.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
+    }
+
+    /// Connects to `target`, recording the outcome in the host's health.
+    async fn dial(&self, target: usize) -> Option<Arc<JumpSession>> {
+        let r = tokio::select! {
+            r = JumpSession::connect(&self.settings, target) => r,
+            _ = self.stop.cancelled() => return None,
+        };
+        let mut st = self.lock();
+        match r {
+            Ok(s) => {
+                st.hosts[target] = HostHealth::default();
+                st.sessions.push(s.clone());
+                self.log_readiness(&mut st);
+                Some(s)
+            }
+            Err(e) => {
+                let h = &mut st.hosts[target];
+                h.failures += 1;
+                let mut backoff = Jitter::new(self.settings.upstream.reconnect);
+                for _ in 1..h.failures.min(16) {
+                    backoff.next_wait();
+                }
+                let wait = backoff.next_wait();
+                h.down_until = Some(Instant::now() + wait);
+                let (n, failures) = (self.settings.describe(target), h.failures);
+                drop(st);
+                if failures == 1 {
+                    error!(upstream = %self.name(), host = %n, error = %e, "cannot open SSH session");
+                } else {
+                    debug!(upstream = %self.name(), host = %n, error = %e, failures, "cannot open SSH session");
+                }
+                None
+            }
+        }
+    }
+
+    fn log_readiness(&self, st: &mut State) {
+        let ready = st.sessions.iter().any(|s| !s.is_dead());
+        if ready != st.logged_ready {
+            st.logged_ready = ready;
+            if ready {
+                info!(upstream = %self.name(), "upstream ready");
+            } else {
+                warn!(upstream = %self.name(), "upstream NOT ready: no live session");
+            }
+        }
+    }
+
+    /// Removes a dead or retired session and tells waiters.
+    fn forget(&self, s: &Arc<JumpSession>) {
+        let mut st = self.lock();
+        st.sessions.retain(|x| x.id != s.id && !x.is_dead());
+        self.log_readiness(&mut st);
+        drop(st);
+        self.changed.notify_waiters();
+    }
+
+    /// A slot supervisor: keep one session open, reconnect with backoff.
+    async fn supervise(self: Arc<Self>, slot: usize) {
+        let mut backoff = Jitter::new(self.settings.upstream.reconnect);
+        let mut last_error_logged = false;
+        while !self.stop.is_cancelled() {
+            let target = {
+                let mut st = self.lock();
+                st.dialing += 1;
+                pick_host(&st.hosts, &st.sessions, Instant::now())
+            };
+            let s = self.dial(target).await;
+            self.lock().dialing -= 1;
+            self.changed.notify_waiters();
+            match s {
+                Some(session) => {
+                    backoff.reset();
+                    last_error_logged = false;
+                    let span =
+                        info_span!("session", upstream = %self.name(), id = session.id, slot);
+                    async {
+                        info!(host = %self.settings.describe(target), "session ready");
+                        tokio::select! {
+                            _ = session.closed() => {
+                                warn!(channels = session.channels(), "session lost, reconnecting");
+                            }
+                            _ = self.stop.cancelled() => {
+                                session.disconnect("jumpgate shutting down").await;
+                            }
+                        }
+                    }
+                    .instrument(span)
+                    .await;
+                    self.forget(&session);
+                }
+                None => {
+                    let wait = backoff.next_wait();
+                    if !last_error_logged {
+                        // The error itself was logged by `dial`.
+                        warn!(upstream = %self.name(), slot, retry_in = ?wait, "retrying with backoff");
+                        last_error_logged = true;
+                    } else {
+                        debug!(upstream = %self.name(), slot, retry_in = ?wait, "retrying");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.stop.cancelled() => break,
+                    }
+                }
+            }
+        }
+    }
+
+    /// An extra session for a burst; closed after `idle_timeout` unused.
+    fn spawn_on_demand(self: &Arc<Self>, target: usize) {
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            let s = me.dial(target).await;
+            me.lock().dialing -= 1;
+            me.changed.notify_waiters();
+            let Some(session) = s else { return };
+            let span =
+                info_span!("session", upstream = %me.name(), id = session.id, slot = "extra");
+            async {
+                info!(host = %me.settings.describe(target), "extra session ready");
+                let idle = me.settings.upstream.sessions.idle_timeout;
+                let mut idle_since: Option<Instant> = None;
+                loop {
+                    tokio::select! {
+                        _ = session.closed() => {
+                            warn!(channels = session.channels(), "extra session lost");
+                            break;
+                        }
+                        _ = me.stop.cancelled() => {
+                            session.disconnect("jumpgate shutting down").await;
+                            break;
+                        }
+                        _ = tokio::time::sleep(idle.min(Duration::from_secs(1))) => {}
+                    }
+                    if session.channels() > 0 {
+                        idle_since = None;
+                        continue;
+                    }
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= idle && me.above_min() && session.retire() {
+                        info!("idle extra session closed");
+                        session.disconnect("idle").await;
+                        break;
+                    }
+                }
+            }
+            .instrument(span)
+            .await;
+            me.forget(&session);
+        });
+    }
+
+    fn above_min(&self) -> bool {
+        let st = self.lock();
+        st.sessions.iter().filter(|s| !s.is_dead()).count() > self.settings.upstream.sessions.min
+    }
+}
+
+/// A channel handed to a listener; dropping it frees the session slot and
+/// wakes anyone waiting for one.
+pub struct Lease {
+    guard: Option<ChannelGuard>,
+    changed: Arc<Notify>,
+}
+
+impl Lease {
+    pub fn guard(&mut self) -> Option<&mut ChannelGuard> {
+        self.guard.as_mut()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.changed.notify_waiters();
+    }
+}
+
+/// Exponential backoff with full jitter: a uniform wait in [0, cap], where
+/// the cap doubles from `initial` up to `max`; never below 10 ms so a dead
+/// host is not hammered.
+pub struct Jitter {
+    cfg: Backoff,
+    cap: Duration,
+}
+
+impl Jitter {
+    pub fn new(cfg: Backoff) -> Self {
+        Jitter {
+            cfg,
+            cap: cfg.initial,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.cap = self.cfg.initial;
+    }
+
+    pub fn next_wait(&mut self) -> Duration {
+        use rand::Rng;
+        let cap = self.cap;
+        self.cap = (self.cap * 2).min(self.cfg.max);
+        let ms = cap.as_millis().min(u128::from(u64::MAX)) as u64;
+        Duration::from_millis(rand::thread_rng().gen_range(0..=ms).max(10))
+    }
+
+    pub fn cap(&self) -> Duration {
+        self.cap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(channels: usize, usable: bool) -> Load {
+        Load { channels, usable }
+    }
+
+    #[test]
+    fn least_loaded_usable_session_wins() {
+        let live = [l(5, true), l(2, true), l(1, false), l(3, true)];
+        assert_eq!(choose(&live, 10, 4, 0), Choice::Use(1));
+    }
+
+    #[test]
+    fn full_pool_grows_one_dial_at_a_time() {
+        let live = [l(10, true), l(10, true)];
+        assert_eq!(choose(&live, 10, 4, 0), Choice::Dial);
+        assert_eq!(choose(&live, 10, 4, 1), Choice::Wait);
+        assert_eq!(choose(&live, 10, 2, 0), Choice::Wait);
+        assert_eq!(choose(&[], 10, 2, 0), Choice::Dial);
+    }
+
+    #[test]
+    fn stalled_sessions_get_nothing() {
+        let live = [l(0, false)];
+        assert_eq!(choose(&live, 10, 1, 0), Choice::Wait);
+        assert_eq!(choose(&live, 10, 2, 0), Choice::Dial);
+    }
+
+    #[test]
+    fn backoff_doubles_to_max_and_resets() {
+        let mut j = Jitter::new(Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(700),
+        });
+        let mut caps = vec![];
+        for _ in 0..5 {
+            let w = j.next_wait();
+            caps.push(j.cap());
+            assert!(w <= Duration::from_millis(700));
+        }
+        assert_eq!(
+            caps,
+            [200, 400, 700, 700, 700]
+                .map(Duration::from_millis)
+                .to_vec()
+        );
+        j.reset();
+        assert!(j.next_wait() <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn host_choice_avoids_hosts_in_backoff() {
+        let now = Instant::now();
+        let down = HostHealth {
+            down_until: Some(now + Duration::from_secs(5)),
+            failures: 1,
+        };
+        let hosts = vec![down.clone(), HostHealth::default()];
+        assert_eq!(pick_host(&hosts, &[], now), 1);
+        let later = HostHealth {
+            down_until: Some(now + Duration::from_secs(9)),
+            failures: 2,
+        };
+        assert_eq!(pick_host(&[later, down], &[], now), 1);
+    }
+}
