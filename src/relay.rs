@@ -71,8 +71,9 @@ pub struct RelayStats {
 /// full, stalling every channel of the session. So the down direction always
 /// drains the channel into a per-tunnel buffer of `STALL_BUFFER` bytes while
 /// writing to the client; when the buffer is full the tunnel is marked
-/// stalled (its session gets no new channels), and if it stays full for
-/// `stall_timeout` the tunnel is closed so the session's others resume.
+/// stalled (its session gets no new channels), and if the client then takes
+/// nothing for `stall_timeout` the tunnel is closed so the session's others
+/// resume. A slow but moving client is kept (its session runs at its pace).
 pub async fn run(
     client: TcpStream,
     channel: Channel<client::Msg>,
@@ -178,6 +179,11 @@ pub async fn run(
                         Ok(n) => {
                             down_bytes.fetch_add(n as u64, Ordering::Relaxed);
                             queued -= n;
+                            // A slow reader is not a stalled one: the clock
+                            // measures time without progress.
+                            if stalled_since.is_some() {
+                                stalled_since = Some(tokio::time::Instant::now());
+                            }
                             if let Some(b) = queue.front_mut() {
                                 if n >= b.len() {
                                     queue.pop_front();
