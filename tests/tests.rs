@@ -1,0 +1,20 @@
+//! The integration tests of jumpgate, as one test binary (`autotests = false` in
+//! Cargo.toml). They run the real `jumpgate` binary against a real OpenSSH `sshd` on
+//! loopback (or inside a network namespace the test creates) and talk to it with real
+//! clients: `curl` and a small SOCKS5 client in `support::socks`.
+//!
+//! - `tunnel`: what a user sees working: pages, byte-exact transfers, half-close,
+//!   concurrency, key types, known_hosts modes, `jumpgate demo`.
+//! - `errors`: SOCKS reply codes, host key and key file errors, config errors and exit
+//!   codes, handshake timeouts, garbage on the SOCKS port.
+//! - `netns`: a private network behind the jump host, names resolved only there.
+//! - `stress`: long transfers through one session, and memory over many tunnels.
+//!
+//! Set `JG_TEST_STANDIN=ssh` to run the gate-based tests against `ssh -N -D` instead of
+//! jumpgate (used to validate this suite itself; see `support::gate`).
+
+mod errors;
+mod netns;
+mod stress;
+mod support;
+mod tunnel;
