@@ -14,7 +14,9 @@
 //! jumpgate (used to validate this suite itself; see `support::gate`).
 
 mod errors;
+mod faults;
 mod netns;
+mod pool;
 mod stress;
 mod support;
 mod tunnel;

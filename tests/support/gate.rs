@@ -54,6 +54,11 @@ pub struct GateConfig {
     pub connect_timeout: String,
     /// Raw TOML lines appended to the upstream table.
     pub extra_upstream: Vec<String>,
+    /// Several equivalent jump hosts (`hosts = [...]`); when non-empty it
+    /// replaces `host` and `port`.
+    pub hosts: Vec<(String, u16)>,
+    /// ProxyJump hops, outermost first (`proxy_jump = [...]`), as `[user@]host:port`.
+    pub proxy_jump: Vec<String>,
 }
 
 impl GateConfig {
@@ -71,7 +76,25 @@ impl GateConfig {
             handshake_timeout: "10s".into(),
             connect_timeout: "10s".into(),
             extra_upstream: Vec::new(),
+            hosts: Vec::new(),
+            proxy_jump: Vec::new(),
         }
+    }
+
+    /// Upstream table lines, e.g. `sessions = { min = 2, max = 4 }`.
+    pub fn upstream_line(mut self, line: &str) -> Self {
+        self.extra_upstream.push(line.into());
+        self
+    }
+
+    pub fn hosts(mut self, hosts: &[(String, u16)]) -> Self {
+        self.hosts = hosts.to_vec();
+        self
+    }
+
+    pub fn proxy_jump(mut self, hops: &[String]) -> Self {
+        self.proxy_jump = hops.to_vec();
+        self
     }
 
     pub fn identity(mut self, key: &Path) -> Self {
@@ -113,8 +136,21 @@ impl GateConfig {
         let mut t = String::new();
         let _ = writeln!(t, "[[upstream]]");
         let _ = writeln!(t, "name = {}", q(&self.upstream));
-        let _ = writeln!(t, "host = {}", q(&self.host));
-        let _ = writeln!(t, "port = {}", self.port);
+        if self.hosts.is_empty() {
+            let _ = writeln!(t, "host = {}", q(&self.host));
+            let _ = writeln!(t, "port = {}", self.port);
+        } else {
+            let hosts: Vec<String> = self
+                .hosts
+                .iter()
+                .map(|(h, p)| q(&format!("{h}:{p}")))
+                .collect();
+            let _ = writeln!(t, "hosts = [{}]", hosts.join(", "));
+        }
+        if !self.proxy_jump.is_empty() {
+            let hops: Vec<String> = self.proxy_jump.iter().map(|h| q(h)).collect();
+            let _ = writeln!(t, "proxy_jump = [{}]", hops.join(", "));
+        }
         let _ = writeln!(t, "user = {}", q(&self.user));
         let files: Vec<String> = self.identity_files.iter().map(|p| qp(p)).collect();
         let _ = writeln!(t, "identity_files = [{}]", files.join(", "));
@@ -130,7 +166,13 @@ impl GateConfig {
         if let Some(file) = &self.passphrase_file {
             let _ = writeln!(t, "passphrase_file = {}", qp(file));
         }
-        let _ = writeln!(t, "keepalive = {{ interval = \"15s\", count_max = 3 }}");
+        if !self
+            .extra_upstream
+            .iter()
+            .any(|l| l.starts_with("keepalive"))
+        {
+            let _ = writeln!(t, "keepalive = {{ interval = \"15s\", count_max = 3 }}");
+        }
         for line in &self.extra_upstream {
             let _ = writeln!(t, "{line}");
         }
