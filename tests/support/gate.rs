@@ -619,6 +619,8 @@ mod unit {
             handshake_timeout: "1s".into(),
             connect_timeout: "2s".into(),
             extra_upstream: vec![],
+            hosts: vec![],
+            proxy_jump: vec![],
         };
         let t = cfg.toml();
         assert!(
