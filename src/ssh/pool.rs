@@ -52,6 +52,8 @@ struct HostHealth {
     /// Avoid this host for new sessions until then.
     down_until: Option<Instant>,
     failures: u32,
+    /// Connects to this host in flight, so that simultaneous dials spread.
+    dialing: usize,
 }
 
 /// What the pool knows of a session when choosing; see `choose`.
@@ -87,7 +89,7 @@ pub(crate) fn choose(live: &[Load], cap: usize, max_sessions: usize, dialing: us
 /// Picks the host for a new session: among hosts not in backoff, the one
 /// with the fewest sessions; if all are in backoff, the one free soonest.
 fn pick_host(hosts: &[HostHealth], sessions: &[Arc<JumpSession>], now: Instant) -> usize {
-    let count = |i: usize| sessions.iter().filter(|s| s.target == i).count();
+    let count = |i: usize| sessions.iter().filter(|s| s.target == i).count() + hosts[i].dialing;
     let up = (0..hosts.len())
         .filter(|i| hosts[*i].down_until.is_none_or(|t| t <= now))
         .min_by_key(|i| count(*i));
@@ -216,6 +218,7 @@ impl Pool {
                     Choice::Dial => {
                         st.dialing += 1;
                         let target = pick_host(&st.hosts, &st.sessions, Instant::now());
+                        st.hosts[target].dialing += 1;
                         drop(st);
                         self.spawn_on_demand(target);
                     }
@@ -251,12 +254,19 @@ impl Pool {
     async fn dial(&self, target: usize) -> Option<Arc<JumpSession>> {
         let r = tokio::select! {
             r = JumpSession::connect(&self.settings, target) => r,
-            _ = self.stop.cancelled() => return None,
+            _ = self.stop.cancelled() => {
+                let mut st = self.lock();
+                st.hosts[target].dialing = st.hosts[target].dialing.saturating_sub(1);
+                return None;
+            }
         };
         let mut st = self.lock();
+        st.hosts[target].dialing = st.hosts[target].dialing.saturating_sub(1);
         match r {
             Ok(s) => {
-                st.hosts[target] = HostHealth::default();
+                let h = &mut st.hosts[target];
+                h.down_until = None;
+                h.failures = 0;
                 st.sessions.push(s.clone());
                 self.log_readiness(&mut st);
                 Some(s)
@@ -311,7 +321,9 @@ impl Pool {
             let target = {
                 let mut st = self.lock();
                 st.dialing += 1;
-                pick_host(&st.hosts, &st.sessions, Instant::now())
+                let t = pick_host(&st.hosts, &st.sessions, Instant::now());
+                st.hosts[t].dialing += 1;
+                t
             };
             let s = self.dial(target).await;
             self.lock().dialing -= 1;
@@ -516,12 +528,20 @@ mod tests {
         let down = HostHealth {
             down_until: Some(now + Duration::from_secs(5)),
             failures: 1,
+            dialing: 0,
         };
+        let busy = HostHealth {
+            dialing: 1,
+            ..HostHealth::default()
+        };
+        // A dial in flight counts as a session: the next goes elsewhere.
+        assert_eq!(pick_host(&[busy, HostHealth::default()], &[], now), 1);
         let hosts = vec![down.clone(), HostHealth::default()];
         assert_eq!(pick_host(&hosts, &[], now), 1);
         let later = HostHealth {
             down_until: Some(now + Duration::from_secs(9)),
             failures: 2,
+            dialing: 0,
         };
         assert_eq!(pick_host(&[later, down], &[], now), 1);
     }
