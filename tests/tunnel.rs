@@ -396,3 +396,47 @@ async fn demo_serves_the_hello_page_to_curl() {
     })
     .await;
 }
+
+/// `agent = true` with no identity files: the key is only in a real ssh-agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_key_logs_in() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let key = sshd.new_client_key(KeyKind::Ed25519, None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("agent.sock");
+        // -D: foreground, so the guard can kill it by PID.
+        let _agent = crate::support::process::ChildGuard::spawn(
+            "ssh-agent",
+            std::process::Command::new("ssh-agent")
+                .arg("-D")
+                .arg("-a")
+                .arg(&sock)
+                .stdout(std::process::Stdio::null()),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !sock.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ssh-agent did not create {sock:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let added = std::process::Command::new("ssh-add")
+            .arg(&key)
+            .env("SSH_AUTH_SOCK", &sock)
+            .output()
+            .expect("run ssh-add");
+        assert!(
+            added.status.success(),
+            "ssh-add: {}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+        let mut cfg = GateConfig::new(&sshd);
+        cfg.identity_files = vec![];
+        cfg.env = vec![("SSH_AUTH_SOCK".into(), sock.display().to_string())];
+        cfg.extra_upstream.push("agent = true".into());
+        login_and_echo(&cfg).await;
+    })
+    .await;
+}

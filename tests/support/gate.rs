@@ -59,6 +59,8 @@ pub struct GateConfig {
     pub hosts: Vec<(String, u16)>,
     /// ProxyJump hops, outermost first (`proxy_jump = [...]`), as `[user@]host:port`.
     pub proxy_jump: Vec<String>,
+    /// Extra environment for the gate process (e.g. SSH_AUTH_SOCK).
+    pub env: Vec<(String, String)>,
 }
 
 impl GateConfig {
@@ -78,6 +80,7 @@ impl GateConfig {
             extra_upstream: Vec::new(),
             hosts: Vec::new(),
             proxy_jump: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -188,7 +191,11 @@ impl GateConfig {
     }
 
     fn env(&self) -> Vec<(String, String)> {
-        self.passphrase_env.iter().cloned().collect()
+        self.passphrase_env
+            .iter()
+            .cloned()
+            .chain(self.env.iter().cloned())
+            .collect()
     }
 }
 
@@ -245,6 +252,7 @@ impl Gate {
         std::fs::write(&path, cfg.toml()).expect("write jumpgate.toml");
         let mut cmd = offline_command(dir.path(), JUMPGATE);
         cmd.arg("run").arg("-c").arg(&path);
+        base_env(&mut cmd, dir.path());
         for (k, v) in cfg.env() {
             cmd.env(k, v);
         }
@@ -256,13 +264,14 @@ impl Gate {
         let dir = gate_dir();
         let mut cmd = offline_command(dir.path(), JUMPGATE);
         cmd.arg("demo");
+        base_env(&mut cmd, dir.path());
         let mut gate = Gate::spawn_cmd(dir, cmd, "demo");
         gate.wait_listening().await;
         gate
     }
 
+    /// Spawns `cmd`, whose environment the caller has set (`base_env` first).
     fn spawn_cmd(dir: TempDir, mut cmd: Command, prefix: &str) -> Gate {
-        base_env(&mut cmd, dir.path());
         let mut child = ChildGuard::spawn(prefix, &mut cmd);
         let logs = Logs::default();
         if let Some(out) = child.take_stdout() {
@@ -474,6 +483,7 @@ impl Gate {
             }
         }
         cmd.arg(format!("{}@{}", cfg.user, cfg.host));
+        base_env(&mut cmd, dir.path());
         let gate = Gate::spawn_cmd(dir, cmd, "ssh -D");
         // ssh binds the -D port only after login: that is its readiness.
         let logs = gate.logs.clone();
@@ -621,6 +631,7 @@ mod unit {
             extra_upstream: vec![],
             hosts: vec![],
             proxy_jump: vec![],
+            env: vec![],
         };
         let t = cfg.toml();
         assert!(
