@@ -8,7 +8,7 @@
 //! client is gone and the server keeps sending past `DRAIN_LIMIT` (or at
 //! forced shutdown) do we close first, and say so in the result.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,9 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// tunnel counts as stalled. With russh's queue of 100 packets (3.2 MiB) on
 /// top, one stalled tunnel holds at most about 4.2 MiB.
 pub const STALL_BUFFER: usize = 1024 * 1024;
+
+/// Packets written to the client per system call, at most.
+const WRITE_BATCH: usize = 16;
 
 /// Client reads are this big: one SSH packet's worth (maximum_packet_size).
 const READ_CHUNK: usize = 32 * 1024;
@@ -113,6 +116,7 @@ pub async fn run(
         };
         let down = async move {
             let mut queue: VecDeque<Bytes> = VecDeque::new();
+            let mut batch: Vec<Bytes> = Vec::with_capacity(WRITE_BATCH);
             let mut queued: usize = 0;
             let mut eof_seen = false;
             let mut shut = false;
@@ -154,7 +158,16 @@ pub async fn run(
                         None => std::future::pending().await,
                     }
                 };
-                let front = queue.front().cloned();
+                // Up to WRITE_BATCH queued packets go out in one writev.
+                batch.clear();
+                batch.extend(queue.iter().take(WRITE_BATCH).cloned());
+                let write = async {
+                    let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
+                    for (slot, b) in slices.iter_mut().zip(batch.iter()) {
+                        *slot = IoSlice::new(b);
+                    }
+                    cw.write_vectored(&slices[..batch.len()]).await
+                };
                 tokio::select! {
                     msg = rx.wait(), if !full && closed.is_none() => match msg {
                         Some(ChannelMsg::Data { data }) => {
@@ -168,15 +181,14 @@ pub async fn run(
                         None => closed = Some(End::SessionLost),
                         Some(_) => {}
                     },
-                    r = async { match &front { Some(b) => cw.write(b).await, None => std::future::pending().await } },
-                        if front.is_some() && gone.is_none() => match r {
+                    r = write, if !batch.is_empty() && gone.is_none() => match r {
                         Ok(0) | Err(_) => {
                             gone = Some(r.err().map_or(io::ErrorKind::WriteZero, |e| e.kind()));
                             queue.clear();
                             queued = 0;
                             drain_until = Some(tokio::time::Instant::now() + DRAIN_LIMIT);
                         }
-                        Ok(n) => {
+                        Ok(mut n) => {
                             down_bytes.fetch_add(n as u64, Ordering::Relaxed);
                             queued -= n;
                             // A slow reader is not a stalled one: the clock
@@ -184,11 +196,14 @@ pub async fn run(
                             if stalled_since.is_some() {
                                 stalled_since = Some(tokio::time::Instant::now());
                             }
-                            if let Some(b) = queue.front_mut() {
+                            while n > 0 {
+                                let Some(b) = queue.front_mut() else { break };
                                 if n >= b.len() {
+                                    n -= b.len();
                                     queue.pop_front();
                                 } else {
                                     let _ = b.split_to(n);
+                                    n = 0;
                                 }
                             }
                         }
