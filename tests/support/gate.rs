@@ -84,6 +84,35 @@ impl GateConfig {
         }
     }
 
+    /// A config for a jump host that is not a [`Sshd`] (e.g. the in-process
+    /// `jumpgate::demo::jump_host`): `host:port`, log in as `user` with `key`, host keys
+    /// from `known_hosts`; everything else as in [`GateConfig::new`].
+    pub fn for_endpoint(
+        host: &str,
+        port: u16,
+        user: &str,
+        key: &Path,
+        known_hosts: &Path,
+    ) -> GateConfig {
+        GateConfig {
+            upstream: "jump".into(),
+            host: host.into(),
+            port,
+            user: user.into(),
+            identity_files: vec![key.to_path_buf()],
+            known_hosts: Some(known_hosts.to_path_buf()),
+            host_key_check: None,
+            passphrase_env: None,
+            passphrase_file: None,
+            handshake_timeout: "10s".into(),
+            connect_timeout: "10s".into(),
+            extra_upstream: Vec::new(),
+            hosts: Vec::new(),
+            proxy_jump: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
     /// Upstream table lines, e.g. `sessions = { min = 2, max = 4 }`.
     pub fn upstream_line(mut self, line: &str) -> Self {
         self.extra_upstream.push(line.into());
