@@ -941,3 +941,76 @@ async fn no_session_answers_host_unreachable_in_time() {
     })
     .await;
 }
+
+// === 8. backoff holds while clients wait ===
+
+/// CPU time (user + system) of process `pid` so far, from /proc/PID/stat.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    let after = &stat[stat.rfind(')').expect("comm in stat") + 1..];
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // After the comm: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+    let ticks = f[11] + f[12];
+    let hz: u64 = String::from_utf8_lossy(
+        &Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .expect("getconf CLK_TCK")
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .expect("CLK_TCK is a number");
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// A jump host that accepts TCP and closes at once (a broken sshd): a CONNECT that
+/// waits `connect_timeout` (1 s) for a session gets 0x04, and meanwhile the gate
+/// keeps to its backoff (`reconnect.initial = 1s`): a handful of connection attempts,
+/// not a tight loop of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_connects_do_not_bypass_the_reconnect_backoff() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let closer = targets::source(0).await;
+        let mut cfg = GateConfig::new(&sshd)
+            .connect_timeout("1s")
+            .upstream_line(r#"reconnect = { initial = "1s", max = "30s" }"#);
+        cfg.port = closer.port();
+        let mut gate = Gate::start_unready(&cfg).await;
+        assert!(
+            gate.wait_log(Duration::from_secs(10), |l| l
+                .contains("cannot open SSH session"))
+                .await
+                .is_some(),
+            "no failed session logged:\n{}",
+            gate.log_text()
+        );
+        let proxy = gate.socks_addr();
+        let dest: socks::Dest = SocketAddr::from(([127, 0, 0, 1], 9)).into();
+        let (before, cpu_before) = (closer.accepted(), cpu_time(gate.pid()));
+        let started = Instant::now();
+        let code = socks::reply_code(proxy, socks::CONNECT, &dest).await;
+        let took = started.elapsed();
+        let attempts = closer.accepted() - before;
+        let cpu = cpu_time(gate.pid()).saturating_sub(cpu_before);
+        eprintln!(
+            "one CONNECT while the jump host fails: reply {code:?} after {took:?}; \
+             {attempts} connection attempts to the jump host meanwhile; gate CPU {cpu:?}"
+        );
+        assert_eq!(code.ok(), Some(socks::HOST_UNREACHABLE));
+        assert!(
+            attempts <= 10,
+            "{attempts} connection attempts to a failing jump host during one CONNECT's \
+             {took:?} wait (reconnect.initial = 1s)"
+        );
+        assert!(
+            cpu < Duration::from_millis(300),
+            "the gate used {cpu:?} of CPU while one CONNECT waited {took:?}"
+        );
+    })
+    .await;
+}
