@@ -127,6 +127,9 @@ pub async fn run(
             loop {
                 if let Some(end) = closed {
                     if queue.is_empty() || gone.is_some() {
+                        if end == End::SessionLost && !shut {
+                            reset(&cw);
+                        }
                         return (end, gone);
                     }
                 }
@@ -208,7 +211,10 @@ pub async fn run(
                             }
                         }
                     },
-                    _ = stall_deadline => return (End::Stalled, gone),
+                    _ = stall_deadline => {
+                        reset(&cw);
+                        return (End::Stalled, gone);
+                    }
                     _ = drain_deadline => return (End::DrainTimeout, gone),
                 }
             }
@@ -242,4 +248,11 @@ pub async fn run(
         end,
         elapsed: started.elapsed(),
     }
+}
+
+/// Ends the client connection with a reset instead of a FIN, so that a
+/// client can tell a cut-off transfer (session lost, stalled) from a
+/// complete one.
+fn reset(cw: &tokio::net::tcp::OwnedWriteHalf) {
+    let _ = cw.as_ref().set_zero_linger();
 }

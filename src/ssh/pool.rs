@@ -188,6 +188,8 @@ impl Pool {
     /// A channel slot on the best session, waiting until `deadline`.
     async fn reserve(self: &Arc<Self>, deadline: Instant) -> Option<ChannelGuard> {
         let u = &self.settings.upstream;
+        // When every host is in backoff: re-check when the first one ends.
+        let mut wake_at: Option<Instant> = None;
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -216,16 +218,25 @@ impl Pool {
                         continue; // lost a race for the last slot
                     }
                     Choice::Dial => {
-                        st.dialing += 1;
-                        let target = pick_host(&st.hosts, &st.sessions, Instant::now());
-                        st.hosts[target].dialing += 1;
-                        drop(st);
-                        self.spawn_on_demand(target);
+                        let now = Instant::now();
+                        let target = pick_host(&st.hosts, &st.sessions, now);
+                        match st.hosts[target].down_until.filter(|t| *t > now) {
+                            // Every host is in backoff: dialing now would
+                            // hammer it; wait for the backoff (or a session).
+                            Some(until) => wake_at = Some(until),
+                            None => {
+                                st.dialing += 1;
+                                st.hosts[target].dialing += 1;
+                                drop(st);
+                                self.spawn_on_demand(target);
+                            }
+                        }
                     }
                     Choice::Wait => {}
                 }
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let until = wake_at.take().map_or(deadline, |t| t.min(deadline));
+            if tokio::time::timeout_at(until, notified).await.is_err() && until >= deadline {
                 return None;
             }
         }
