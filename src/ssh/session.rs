@@ -479,27 +479,42 @@ impl ChannelGuard {
         if session.is_dead() {
             return Err(OpenError::SessionGone);
         }
-        let open = session.handle.channel_open_direct_tcpip(
-            host,
-            u32::from(port),
-            orig.ip().to_string(),
-            u32::from(orig.port()),
-        );
-        let chan = tokio::select! {
-            r = tokio::time::timeout(deadline, open) => match r {
-                Err(_) => return Err(OpenError::Timeout),
-                Ok(Ok(c)) => c,
-                Ok(Err(russh::Error::ChannelOpenFailure(reason))) => {
-                    // The text follows the code within the same session task turn.
-                    let text = session.failures.pop(Duration::from_millis(100)).await;
-                    return Err(OpenError::Refused { reason: FailureReason::from(&reason), text });
+        // The open runs in its own task: if we give up waiting, the jump host
+        // may still confirm the channel later, and someone must then close it
+        // properly (dropping the open future would leave the channel open on
+        // the session and at the target for the session's life).
+        let opener = session.clone();
+        let (host_s, orig_ip) = (host.to_owned(), orig.ip().to_string());
+        let mut open = tokio::spawn(async move {
+            opener
+                .handle
+                .channel_open_direct_tcpip(host_s, u32::from(port), orig_ip, u32::from(orig.port()))
+                .await
+        });
+        let result = tokio::select! {
+            r = tokio::time::timeout(deadline, &mut open) => match r {
+                Ok(joined) => joined,
+                Err(_) => {
+                    tokio::spawn(close_late_channel(open));
+                    return Err(OpenError::Timeout);
                 }
-                Ok(Err(russh::Error::Disconnect | russh::Error::SendError)) => {
-                    return Err(OpenError::SessionGone)
-                }
-                Ok(Err(e)) => return Err(OpenError::Ssh(e)),
             },
             _ = session.dead.cancelled() => return Err(OpenError::SessionGone),
+        };
+        let chan = match result {
+            Ok(Ok(c)) => c,
+            Ok(Err(russh::Error::ChannelOpenFailure(reason))) => {
+                // The text follows the code within the same session task turn.
+                let text = session.failures.pop(Duration::from_millis(100)).await;
+                return Err(OpenError::Refused {
+                    reason: FailureReason::from(&reason),
+                    text,
+                });
+            }
+            Ok(Err(russh::Error::Disconnect | russh::Error::SendError)) | Err(_) => {
+                return Err(OpenError::SessionGone)
+            }
+            Ok(Err(e)) => return Err(OpenError::Ssh(e)),
         };
         self.channel = Some(chan);
         Ok(())
@@ -532,6 +547,33 @@ impl Drop for ChannelGuard {
     fn drop(&mut self) {
         self.set_stalled(false);
         self.session.channels.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How long an open that we stopped waiting for may still complete, and how
+/// long its channel then gets to close politely.
+const LATE_OPEN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Closes a channel that the jump host confirmed after we gave up: EOF, then
+/// wait for the server's CLOSE (closing first would leak it in russh).
+async fn close_late_channel(
+    open: tokio::task::JoinHandle<Result<Channel<client::Msg>, russh::Error>>,
+) {
+    let Ok(Ok(Ok(mut chan))) = tokio::time::timeout(LATE_OPEN_LIMIT, open).await else {
+        return;
+    };
+    debug!(channel = ?chan.id(), "closing a channel confirmed after its open timed out");
+    let _ = chan.eof().await;
+    let closed = tokio::time::timeout(crate::relay::DRAIN_LIMIT, async {
+        while let Some(msg) = chan.wait().await {
+            if matches!(msg, russh::ChannelMsg::Close) {
+                return;
+            }
+        }
+    })
+    .await;
+    if closed.is_err() {
+        let _ = chan.close().await;
     }
 }
 
