@@ -589,8 +589,19 @@ async fn one_run(
     for (i, p) in proxies.iter().enumerate() {
         let hwm = hwm_kib(p.pid()).ok().map(|k| k as f64 / 1024.0);
         results.record(Fig::PeakRss, p.kind, hwm);
+        // How many SSH sessions jumpgate's pool opened (the idle tunnels need several).
+        let sessions = match p.kind {
+            Kind::Jumpgate => format!(
+                ", SSH sessions opened: {}",
+                p.log()
+                    .lines()
+                    .filter(|l| l.contains("session ready"))
+                    .count()
+            ),
+            Kind::Ssh => String::new(),
+        };
         eprintln!(
-            "{tag} {}: peak RSS {:.1} MiB",
+            "{tag} {}: peak RSS {:.1} MiB{sessions}",
             p.kind,
             hwm.unwrap_or(f64::NAN)
         );
