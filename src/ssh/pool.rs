@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
-use super::session::{ChannelGuard, JumpSession, OpenError, SessionSettings};
+use super::session::{ChannelGuard, FailureReason, JumpSession, OpenError, SessionSettings};
 use crate::config::Backoff;
 
 /// Shared state of one upstream.
@@ -155,14 +155,15 @@ impl Pool {
     ) -> Result<Lease, OpenError> {
         let deadline = Instant::now() + within;
         let mut retried = false;
+        let mut avoid = None;
         loop {
-            let mut guard = self
-                .reserve(deadline)
-                .await
-                .ok_or_else(|| OpenError::NoSession {
-                    upstream: self.name().to_owned(),
-                    waited: within,
-                })?;
+            let mut guard =
+                self.reserve(deadline, avoid)
+                    .await
+                    .ok_or_else(|| OpenError::NoSession {
+                        upstream: self.name().to_owned(),
+                        waited: within,
+                    })?;
             let left = deadline.saturating_duration_since(Instant::now());
             match guard.open(host, port, orig, left).await {
                 Ok(()) => {
@@ -176,6 +177,16 @@ impl Pool {
                     drop(guard);
                     self.prune();
                 }
+                // The jump host is short of resources on this connection
+                // (e.g. sshd's channel limit): try once on another session.
+                Err(OpenError::Refused {
+                    reason: FailureReason::ResourceShortage,
+                    ..
+                }) if !retried && self.has_room_besides(guard.session().id) => {
+                    retried = true;
+                    avoid = Some(guard.session().id);
+                    drop(guard);
+                }
                 Err(e) => {
                     drop(guard);
                     self.changed.notify_waiters();
@@ -186,7 +197,11 @@ impl Pool {
     }
 
     /// A channel slot on the best session, waiting until `deadline`.
-    async fn reserve(self: &Arc<Self>, deadline: Instant) -> Option<ChannelGuard> {
+    async fn reserve(
+        self: &Arc<Self>,
+        deadline: Instant,
+        avoid: Option<u64>,
+    ) -> Option<ChannelGuard> {
         let u = &self.settings.upstream;
         // When every host is in backoff: re-check when the first one ends.
         let mut wake_at: Option<Instant> = None;
@@ -202,7 +217,7 @@ impl Pool {
                     .iter()
                     .map(|s| Load {
                         channels: s.channels(),
-                        usable: s.is_usable(),
+                        usable: s.is_usable() && Some(s.id) != avoid,
                     })
                     .collect();
                 match choose(
@@ -240,6 +255,15 @@ impl Pool {
                 return None;
             }
         }
+    }
+
+    /// Whether a channel could go elsewhere than session `id`: another
+    /// usable session, or room to open one.
+    fn has_room_besides(&self, id: u64) -> bool {
+        let st = self.lock();
+        let live = st.sessions.iter().filter(|s| !s.is_dead()).count();
+        live < self.settings.upstream.sessions.max
+            || st.sessions.iter().any(|s| s.id != id && s.is_usable())
     }
 
     fn prune(&self) {
