@@ -1,12 +1,14 @@
 //! Side-by-side benchmark of jumpgate and OpenSSH `ssh -N -D` (issue 4).
 //!
 //! Per cipher (aes128-gcm@openssh.com, chacha20-poly1305@openssh.com) it starts a real
-//! sshd on 127.0.0.1 that offers only that cipher, and per run a fresh `ssh -N -D` and a
-//! fresh `jumpgate run` against it; both are driven by the same SOCKS5 load generator
-//! (in this file's `support::load`) towards in-process targets (source, sink, echo).
-//! Within a run every figure is measured for both proxies back to back, in an order
-//! that alternates between runs; the table shows medians over runs and the median of
-//! the per-run ratios jumpgate/ssh.
+//! sshd on 127.0.0.1 that offers only that cipher, and per run fresh `ssh -N -D` and
+//! `jumpgate run` processes against it: one pair for the idle tunnels, another for the
+//! other figures (thousands of channels leave ssh -D slower afterwards). Both are driven
+//! by the same SOCKS5 load generator (`support::load`) towards in-process targets
+//! (source, sink, echo). Within a run every figure is measured for both proxies back to
+//! back, in an order that alternates between runs; the table shows medians over runs and
+//! the median of the per-run ratios jumpgate/ssh. Proxy CPU comes from /proc/PID/stat
+//! (utime + stime, all threads), RSS from /proc/PID/status.
 //!
 //! ```text
 //! cargo bench --bench e2e                      # full: 3 runs, 5,000 idle tunnels, < 10 min
@@ -21,7 +23,8 @@
 //! `--jumpgate-log FILTER` (RUST_LOG for jumpgate; by default its own default, info,
 //! which logs one line per tunnel; the filter must keep `jumpgate::daemon` and
 //! `jumpgate::ssh::pool` at info, whose lines say where it listens and when it is ready),
-//! `--jumpgate PATH` (another jumpgate binary, e.g. a candidate build to compare).
+//! `--jumpgate PATH` (another jumpgate binary, e.g. a candidate build to compare),
+//! `--jumpgate-sessions MIN:MAX` (its `sessions`; default 1:4, jumpgate's default).
 //!
 //! Needs root (sshd logs in as the current user), OpenSSH (`/usr/sbin/sshd`, `ssh`,
 //! `ssh-keygen`), `getconf`, and an open-files limit of at least 2 x tunnels + 1,024
@@ -142,7 +145,7 @@ struct Args {
 
 const USAGE: &str = "usage: cargo bench --bench e2e [-- [--quick] [--cipher NAME]... [--runs N] \
 [--tunnels N] [--bulk-mib N] [--only ssh|jumpgate] [--figures idle,rtt,connects,bulk] \
-[--jumpgate-log FILTER] [--jumpgate PATH]]";
+[--jumpgate-log FILTER] [--jumpgate PATH] [--jumpgate-sessions MIN:MAX]]";
 
 fn parse_args() -> Result<Args> {
     let raw: Vec<String> = std::env::args().skip(1).collect();
@@ -153,6 +156,7 @@ fn parse_args() -> Result<Args> {
     let mut jumpgate = JumpgateOpts {
         bin: PathBuf::from(JUMPGATE),
         log: None,
+        sessions: (1, 4),
     };
     let mut it = raw.into_iter();
     while let Some(a) = it.next() {
@@ -208,6 +212,18 @@ fn parse_args() -> Result<Args> {
             }
             "--jumpgate-log" => jumpgate.log = Some(value("--jumpgate-log")?),
             "--jumpgate" => jumpgate.bin = PathBuf::from(value("--jumpgate")?),
+            "--jumpgate-sessions" => {
+                let v = value("--jumpgate-sessions")?;
+                let parsed = v
+                    .split_once(':')
+                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+                match parsed {
+                    Some((min, max)) if min <= max && (1..=64).contains(&max) => {
+                        jumpgate.sessions = (min, max)
+                    }
+                    _ => bail!("--jumpgate-sessions {v}: use MIN:MAX, e.g. 2:4"),
+                }
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -383,9 +399,11 @@ fn print_header(plan: &Plan, args: &Args, nofile: u64) {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into());
     println!(
-        "jumpgate: {} (source at commit {commit}), sessions = {{ min = 1, max = 4 }}, \
+        "jumpgate: {} (source at commit {commit}), sessions = {{ min = {}, max = {} }}, \
          max_channels_per_session = {JUMPGATE_MAX_CHANNELS}, log filter: {}",
         args.jumpgate.bin.display(),
+        args.jumpgate.sessions.0,
+        args.jumpgate.sessions.1,
         args.jumpgate.log.as_deref().unwrap_or("its default (info)")
     );
     println!(
@@ -430,41 +448,54 @@ async fn one_run(
     cipher: &str,
     tck: u64,
 ) -> Result<()> {
-    let mut proxies = Vec::new();
-    for k in kinds {
-        proxies.push(Proxy::start(*k, sshd, &args.jumpgate).await?);
-    }
     // Alternate who goes first, so that neither always measures on a warmer machine.
-    let mut order: Vec<usize> = (0..proxies.len()).collect();
+    let mut order: Vec<usize> = (0..kinds.len()).collect();
     if run % 2 == 1 {
         order.reverse();
     }
     let short = cipher.split('@').next().unwrap_or(cipher);
     let tag = format!("[{short} run {}/{}]", run + 1, plan.runs);
-    for &i in &order {
-        let p = &proxies[i];
-        eprintln!("{tag} {} pid {} on {}", p.kind, p.pid(), p.addr);
-        warm_up(p, targets)
-            .await
-            .with_context(|| format!("warm-up of {}", p.kind))?;
-    }
-
     let want = |g: Group| plan.groups.contains(&g);
-    // Idle tunnels first, on fresh processes: nothing else has grown their heaps yet.
-    for &i in order.iter().filter(|_| want(Group::Idle)) {
-        let p = &mut proxies[i];
-        let r = idle_tunnels(plan, p, targets, &tag).await;
-        let (open, per) = report(&tag, p, "idle tunnels", r, |(o, per)| {
-            format!(
-                "{} opened in {}, {per:.1} KiB RSS each",
-                thousands(plan.tunnels),
-                o.map_or("(not all)".into(), |o| format!("{o:.2} s"))
-            )
-        })
-        .map_or((None, None), |(o, per)| (o, Some(per)));
-        results.record(Fig::IdleOpen, p.kind, open);
-        results.record(Fig::IdleRss, p.kind, per);
+
+    // Idle tunnels on their own fresh processes: nothing else has grown their heaps
+    // yet, and what the tunnels leave behind (ssh -D keeps scanning a channel table
+    // as large as its peak, which costs it about 30% more CPU per GiB afterwards)
+    // does not reach the other figures.
+    if want(Group::Idle) {
+        let mut proxies = start_proxies(kinds, sshd, args, targets, &order, &tag).await?;
+        for &i in &order {
+            let p = &mut proxies[i];
+            let r = idle_tunnels(plan, p, targets, &tag).await;
+            let (open, per) = report(&tag, p, "idle tunnels", r, |(o, per)| {
+                format!(
+                    "{} opened in {}, {per:.1} KiB RSS each",
+                    thousands(plan.tunnels),
+                    o.map_or("(not all)".into(), |o| format!("{o:.2} s"))
+                )
+            })
+            .map_or((None, None), |(o, per)| (o, Some(per)));
+            results.record(Fig::IdleOpen, p.kind, open);
+            results.record(Fig::IdleRss, p.kind, per);
+        }
+        for p in &mut proxies {
+            let hwm = hwm_kib(p.pid()).ok().map(|k| k as f64 / 1024.0);
+            results.record(Fig::PeakRssIdle, p.kind, hwm);
+            eprintln!(
+                "{tag} {}: peak RSS {:.1} MiB{}",
+                p.kind,
+                hwm.unwrap_or(f64::NAN),
+                sessions_note(p)
+            );
+            p.check_alive()?;
+        }
     }
+    if ![Group::Rtt, Group::Connects, Group::Bulk]
+        .into_iter()
+        .any(want)
+    {
+        return Ok(());
+    }
+    let mut proxies = start_proxies(kinds, sshd, args, targets, &order, &tag).await?;
 
     for &i in order.iter().filter(|_| want(Group::Rtt)) {
         let p = &mut proxies[i];
@@ -589,21 +620,11 @@ async fn one_run(
     for (i, p) in proxies.iter().enumerate() {
         let hwm = hwm_kib(p.pid()).ok().map(|k| k as f64 / 1024.0);
         results.record(Fig::PeakRss, p.kind, hwm);
-        // How many SSH sessions jumpgate's pool opened (the idle tunnels need several).
-        let sessions = match p.kind {
-            Kind::Jumpgate => format!(
-                ", SSH sessions opened: {}",
-                p.log()
-                    .lines()
-                    .filter(|l| l.contains("session ready"))
-                    .count()
-            ),
-            Kind::Ssh => String::new(),
-        };
         eprintln!(
-            "{tag} {}: peak RSS {:.1} MiB{sessions}",
+            "{tag} {}: peak RSS {:.1} MiB{}",
             p.kind,
-            hwm.unwrap_or(f64::NAN)
+            hwm.unwrap_or(f64::NAN),
+            sessions_note(p)
         );
         if !want(Group::Bulk) {
             continue;
@@ -629,6 +650,43 @@ async fn one_run(
         p.check_alive()?;
     }
     Ok(())
+}
+
+/// Starts a fresh proxy of each kind against `sshd` and warms it up.
+async fn start_proxies(
+    kinds: &[Kind],
+    sshd: &Sshd,
+    args: &Args,
+    targets: &Targets,
+    order: &[usize],
+    tag: &str,
+) -> Result<Vec<Proxy>> {
+    let mut proxies = Vec::new();
+    for k in kinds {
+        proxies.push(Proxy::start(*k, sshd, &args.jumpgate).await?);
+    }
+    for &i in order {
+        let p = &proxies[i];
+        eprintln!("{tag} {} pid {} on {}", p.kind, p.pid(), p.addr);
+        warm_up(p, targets)
+            .await
+            .with_context(|| format!("warm-up of {}", p.kind))?;
+    }
+    Ok(proxies)
+}
+
+/// How many SSH sessions jumpgate's pool opened (the idle tunnels need several).
+fn sessions_note(p: &Proxy) -> String {
+    match p.kind {
+        Kind::Jumpgate => format!(
+            ", SSH sessions opened: {}",
+            p.log()
+                .lines()
+                .filter(|l| l.contains("session ready"))
+                .count()
+        ),
+        Kind::Ssh => String::new(),
+    }
 }
 
 /// Prints one progress line (or the error) to stderr; the value if it worked.

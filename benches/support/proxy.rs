@@ -57,6 +57,8 @@ pub struct JumpgateOpts {
     pub bin: PathBuf,
     /// RUST_LOG for it; None keeps its default.
     pub log: Option<String>,
+    /// `sessions = { min, max }` of its upstream (default 1, 4: jumpgate's own).
+    pub sessions: (usize, usize),
 }
 
 impl Proxy {
@@ -150,7 +152,7 @@ async fn start_ssh(sshd: &Sshd) -> Result<Proxy> {
     bail!("ssh -D could not bind a port in 5 attempts:\n{last}")
 }
 
-fn jumpgate_config(sshd: &Sshd) -> String {
+fn jumpgate_config(sshd: &Sshd, jg: &JumpgateOpts) -> String {
     let q = |p: &Path| format!("{:?}", p.display().to_string());
     format!(
         r#"[[upstream]]
@@ -162,7 +164,7 @@ identity_files = [{key}]
 agent = false
 known_hosts = {kh}
 host_key_check = "strict"
-sessions = {{ min = 1, max = 4 }}
+sessions = {{ min = {smin}, max = {smax} }}
 max_channels_per_session = {maxch}
 
 [[listener]]
@@ -176,6 +178,8 @@ via = "bench"
         key = q(sshd.client_key()),
         kh = q(sshd.known_hosts()),
         maxch = JUMPGATE_MAX_CHANNELS,
+        smin = jg.sessions.0,
+        smax = jg.sessions.1,
     )
 }
 
@@ -189,7 +193,7 @@ async fn start_jumpgate(sshd: &Sshd, jg: &JumpgateOpts) -> Result<Proxy> {
     }
     let dir = proxy_dir()?;
     let config = dir.path().join("jumpgate.toml");
-    std::fs::write(&config, jumpgate_config(sshd)).context("write jumpgate.toml")?;
+    std::fs::write(&config, jumpgate_config(sshd, jg)).context("write jumpgate.toml")?;
     let log = dir.path().join("jumpgate.log");
     let mut cmd = Command::new(&jg.bin);
     cmd.arg("run")

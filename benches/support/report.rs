@@ -36,6 +36,7 @@ pub enum Fig {
     CpuBulk,
     CpuDown,
     CpuUp,
+    PeakRssIdle,
     PeakRss,
     SshdCpu,
 }
@@ -98,7 +99,13 @@ pub fn specs(tunnels: usize) -> Vec<Spec> {
         ),
         s(CpuDown, "proxy CPU s per GiB, downloads", 2, None),
         s(CpuUp, "proxy CPU s per GiB, upload", 2, None),
-        s(PeakRss, "proxy peak RSS, VmHWM (MiB)", 1, None),
+        s(
+            PeakRssIdle,
+            &format!("proxy peak RSS with {} tunnels (MiB)", thousands(tunnels)),
+            1,
+            None,
+        ),
+        s(PeakRss, "proxy peak RSS, other figures (MiB)", 1, None),
         s(SshdCpu, "sshd CPU s per GiB, all bulk", 2, None),
     ]
 }
