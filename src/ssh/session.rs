@@ -192,6 +192,9 @@ fn russh_config(u: &Upstream) -> client::Config {
     c
 }
 
+/// Read buffer between the jump host's socket and russh.
+const SOCKET_READ_BUFFER: usize = 256 * 1024;
+
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// An authenticated SSH connection.
@@ -363,7 +366,11 @@ impl JumpSession {
                 source: std::io::Error::other("no such host index"),
             });
         };
-        let tcp = tcp_connect(first).await?;
+        // russh reads each packet with two small reads straight from the
+        // socket; a read buffer turns ~4 receive calls per 32 KiB packet into
+        // ~1 (measured: 128k -> 33k recvfrom per 2 GiB, 7-19% less CPU).
+        let tcp =
+            tokio::io::BufReader::with_capacity(SOCKET_READ_BUFFER, tcp_connect(first).await?);
         let mut hop = handshake(settings, tcp, first, user0).await?;
         // Outer hops stay alive as long as the session: the inner SSH
         // connection runs inside their channels.
