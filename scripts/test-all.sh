@@ -25,3 +25,5 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 # Release: the tests move gigabytes through SSH; debug crypto is too slow.
 cargo test --release
+# Smoke run of the side-by-side benchmark (checks it runs and prints, not the figures).
+cargo bench --bench e2e -- --quick
