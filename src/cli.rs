@@ -29,6 +29,9 @@ pub struct Cli {
     /// More logging (-v debug, -vv debug for libraries too, -vvv trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Worker threads (default: one per CPU; TOKIO_WORKER_THREADS also works).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     /// Log as JSON lines, for machines.
     #[arg(long, value_enum, default_value = "text", global = true)]
     log_format: LogFormat,
@@ -66,10 +69,13 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::telemetry::init(cli.verbose, cli.log_format == LogFormat::Json);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    // Unset, tokio uses TOKIO_WORKER_THREADS or one worker per CPU.
+    if let Some(n) = cli.threads {
+        builder.worker_threads(usize::from(n));
+    }
+    let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("jumpgate: cannot start the runtime: {e}");
