@@ -5,4 +5,5 @@
 pub mod identity;
 pub mod known_hosts;
 pub mod pool;
+pub mod quickack;
 pub mod session;
