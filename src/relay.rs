@@ -64,7 +64,8 @@ pub struct RelayStats {
     pub elapsed: Duration,
 }
 
-/// Runs until the channel is closed (or `force` is cancelled).
+/// Runs until the channel is closed (or `force` is cancelled). `early` is
+/// client data already read (sent along with the SOCKS request).
 ///
 /// The two directions run as two futures polled together: awaiting the
 /// channel window while the channel's inbound queue fills would block russh's
@@ -79,6 +80,7 @@ pub struct RelayStats {
 /// resume. A slow but moving client is kept (its session runs at its pace).
 pub async fn run(
     client: TcpStream,
+    early: Bytes,
     channel: Channel<client::Msg>,
     guard: &mut ChannelGuard,
     stall_timeout: Duration,
@@ -95,6 +97,13 @@ pub async fn run(
         let up_bytes = &up_bytes;
         let down_bytes = &down_bytes;
         let up = async move {
+            // Data the client sent together with its SOCKS request goes first.
+            if !early.is_empty() {
+                up_bytes.fetch_add(early.len() as u64, Ordering::Relaxed);
+                if tx.data_bytes(early).await.is_err() {
+                    return;
+                }
+            }
             let mut buf = BytesMut::with_capacity(READ_CHUNK);
             loop {
                 buf.reserve(READ_CHUNK);

@@ -440,3 +440,36 @@ async fn agent_key_logs_in() {
     })
     .await;
 }
+
+/// A client that sends its greeting, request and first data in one write (no
+/// waiting for the replies) must have that data forwarded, not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_request_and_data_are_forwarded() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let echo = targets::echo().await;
+        let gate = Gate::start(&GateConfig::new(&sshd)).await;
+        let std::net::IpAddr::V4(ip) = echo.addr().ip() else {
+            panic!("echo target is not IPv4");
+        };
+        let mut wire = vec![5u8, 1, 0, 5, 1, 0, 1];
+        wire.extend_from_slice(&ip.octets());
+        wire.extend_from_slice(&echo.addr().port().to_be_bytes());
+        wire.extend_from_slice(b"early bird");
+        let mut s = tokio::net::TcpStream::connect(gate.socks_addr())
+            .await
+            .expect("connect to gate");
+        s.write_all(&wire).await.expect("write all at once");
+        let mut replies = [0u8; 12];
+        s.read_exact(&mut replies).await.expect("both replies");
+        assert_eq!(&replies[..2], &[5, 0], "method reply");
+        assert_eq!(&replies[2..4], &[5, 0], "CONNECT reply");
+        let mut back = [0u8; 10];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut back))
+            .await
+            .expect("echo within 10 s")
+            .expect("read echo");
+        assert_eq!(&back, b"early bird");
+    })
+    .await;
+}
