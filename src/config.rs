@@ -45,6 +45,8 @@ impl fmt::Display for DisplayPath {
 pub struct Config {
     pub upstreams: Vec<Upstream>,
     pub listeners: Vec<Listener>,
+    /// Where the admin HTTP endpoint listens; none without `[admin]`.
+    pub admin: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +175,7 @@ pub struct Listener {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    admin: Option<RawAdmin>,
     #[serde(default)]
     upstream: Vec<Spanned<RawUpstream>>,
     #[serde(default)]
@@ -202,6 +205,12 @@ struct RawUpstream {
     keepalive: Option<Spanned<RawKeepalive>>,
     reconnect: Option<Spanned<RawBackoff>>,
     connect_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    bind: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -346,9 +355,25 @@ impl Cx<'_> {
             }
             listeners.push(li);
         }
+        let admin = match &raw.admin {
+            None => None,
+            Some(a) => Some(match &a.bind {
+                None => SocketAddr::from(([127, 0, 0, 1], 9191)),
+                Some(b) => parse_bind(b.get_ref()).ok_or_else(|| {
+                    self.err(
+                        b,
+                        format!(
+                            "[admin] bind = {:?}: expected IP:PORT such as \"127.0.0.1:9191\"",
+                            b.get_ref()
+                        ),
+                    )
+                })?,
+            }),
+        };
         Ok(Config {
             upstreams,
             listeners,
+            admin,
         })
     }
 

@@ -89,6 +89,7 @@ impl Shutdown {
 pub struct Daemon {
     upstreams: Vec<Arc<Pool>>,
     listeners: Vec<(Arc<Socks5Listener>, TcpListener)>,
+    admin: Option<TcpListener>,
 }
 
 impl Daemon {
@@ -122,9 +123,24 @@ impl Daemon {
             };
             listeners.push((Arc::new(sl), tcp));
         }
+        let admin = match config.admin {
+            None => None,
+            Some(addr) => {
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| DaemonError::Bind {
+                            listener: "admin".into(),
+                            addr,
+                            source,
+                        })?,
+                )
+            }
+        };
         Ok(Daemon {
             upstreams,
             listeners,
+            admin,
         })
     }
 
@@ -159,6 +175,20 @@ impl Daemon {
             ));
         }
         accept_loops.close();
+        let admin_stop = CancellationToken::new();
+        let admin_tasks = TaskTracker::new();
+        if let Some(tcp) = self.admin {
+            if let Ok(addr) = tcp.local_addr() {
+                info!(listener = %"admin", kind = "http", %addr, "listening");
+            }
+            admin_tasks.spawn(crate::admin::serve(
+                tcp,
+                self.upstreams.clone(),
+                shutdown.drain.clone(),
+                admin_stop.clone(),
+                admin_tasks.clone(),
+            ));
+        }
 
         shutdown.drain.cancelled().await;
         accept_loops.wait().await;
@@ -178,6 +208,9 @@ impl Daemon {
         for up in &self.upstreams {
             up.shutdown().await;
         }
+        admin_stop.cancel();
+        admin_tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), admin_tasks.wait()).await;
         info!("stopped");
     }
 }

@@ -8,10 +8,12 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod metrics;
 pub mod proxy;
 pub mod relay;
 pub mod ssh;

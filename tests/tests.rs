@@ -13,6 +13,7 @@
 //! Set `JG_TEST_STANDIN=ssh` to run the gate-based tests against `ssh -N -D` instead of
 //! jumpgate (used to validate this suite itself; see `support::gate`).
 
+mod admin;
 mod errors;
 mod faults;
 mod netns;

@@ -138,6 +138,7 @@ async fn bind_first_free(upstream: Upstream, first: u16) -> Result<Daemon, DemoE
                 handshake_timeout: Duration::from_secs(10),
                 connect_timeout: Duration::from_secs(10),
             }],
+            admin: None,
         };
         match Daemon::bind(config).await {
             Ok(d) => return Ok(d),

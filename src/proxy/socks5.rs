@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use crate::metrics::{self, ConnResult};
 use crate::relay::{self, End};
 use crate::ssh::pool::Pool;
 use crate::ssh::session::{FailureReason, OpenError};
@@ -89,6 +90,15 @@ impl Socks5Listener {
         // turns ~5 receive calls into ~2. Bytes the client sent past the
         // request (pipelined data) stay in it and are forwarded first.
         let tcp = BufReader::with_capacity(HANDSHAKE_BUFFER, tcp);
+        let accepted = std::time::Instant::now();
+        let m = metrics::get();
+        let _active = Active::new(m.connections_active.with_label_values(&[&self.name]));
+        let outcome = |r: ConnResult| {
+            m.connections
+                .with_label_values(&[self.name.as_str(), r.as_str()])
+                .inc()
+        };
+        let upstream = self.upstream.name().to_owned();
         let handshake = async {
             let proto = Socks5ServerProtocol::accept_no_auth(tcp).await?;
             proto.read_command().await
@@ -96,14 +106,19 @@ impl Socks5Listener {
         let (proto, cmd, target) =
             match tokio::time::timeout(self.handshake_timeout, handshake).await {
                 Ok(Ok(t)) => t,
-                Ok(Err(e)) => return log_client_error(ClientError::Socks(e)),
+                Ok(Err(e)) => {
+                    outcome(ConnResult::Failed);
+                    return log_client_error(ClientError::Socks(e));
+                }
                 Err(_) => {
-                    return log_client_error(ClientError::HandshakeTimeout(self.handshake_timeout))
+                    outcome(ConnResult::Failed);
+                    return log_client_error(ClientError::HandshakeTimeout(self.handshake_timeout));
                 }
             };
         if !matches!(cmd, Socks5Command::TCPConnect) {
             debug!(command = ?cmd, "command not supported");
             let _ = proto.reply_error(&ReplyError::CommandNotSupported).await;
+            outcome(ConnResult::Rejected);
             return;
         }
         let (host, port) = match &target {
@@ -119,16 +134,33 @@ impl Socks5Listener {
             Err(e) => {
                 let reply = reply_for(&e);
                 info!(target = %target, error = %e, reply = reply.as_u8(), "connect failed");
+                m.open_failures
+                    .with_label_values(&[upstream.as_str(), e.reason_label()])
+                    .inc();
+                m.connect_duration
+                    .with_label_values(&[upstream.as_str()])
+                    .observe(accepted.elapsed().as_secs_f64());
                 let _ = proto.reply_error(&reply).await;
+                outcome(match reply {
+                    ReplyError::ConnectionNotAllowed => ConnResult::Rejected,
+                    _ => ConnResult::Failed,
+                });
                 return;
             }
         };
         let Some(guard) = lease.guard() else { return };
         let Some(channel) = guard.take() else { return };
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        m.connect_duration
+            .with_label_values(&[upstream.as_str()])
+            .observe(accepted.elapsed().as_secs_f64());
         let tcp = match proto.reply_success(unspecified).await {
-            Ok(t) => t,
+            Ok(t) => {
+                outcome(ConnResult::Ok);
+                t
+            }
             Err(e) => {
+                outcome(ConnResult::Failed);
                 debug!(error = %e, "client left before the reply");
                 // Not our close: EOF both ways lets the server close the channel.
                 let _ = channel.eof().await;
@@ -141,6 +173,12 @@ impl Socks5Listener {
         let stall = self.upstream.settings.upstream.stall_timeout;
         let early = bytes::Bytes::copy_from_slice(tcp.buffer());
         let stats = relay::run(tcp.into_inner(), early, channel, guard, stall, force).await;
+        m.transferred
+            .with_label_values(&[upstream.as_str(), "up"])
+            .inc_by(stats.up);
+        m.transferred
+            .with_label_values(&[upstream.as_str(), "down"])
+            .inc_by(stats.down);
         let secs = stats.elapsed.as_secs_f64();
         match stats.end {
             End::Closed | End::ClientGone(_) => {
@@ -150,6 +188,22 @@ impl Socks5Listener {
                 warn!(target = %target, session, up = stats.up, down = stats.down, secs, end = ?stats.end, "tunnel ended abnormally")
             }
         }
+    }
+}
+
+/// Counts a connection in `jumpgate_connections_active` while alive.
+struct Active(prometheus::IntGauge);
+
+impl Active {
+    fn new(g: prometheus::IntGauge) -> Active {
+        g.inc();
+        Active(g)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

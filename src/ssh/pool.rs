@@ -167,10 +167,15 @@ impl Pool {
             let left = deadline.saturating_duration_since(Instant::now());
             match guard.open(host, port, orig, left).await {
                 Ok(()) => {
+                    let channels = crate::metrics::get()
+                        .channels_active
+                        .with_label_values(&[self.name()]);
+                    channels.inc();
                     return Ok(Lease {
                         guard: Some(guard),
                         changed: self.changed.clone(),
-                    })
+                        channels,
+                    });
                 }
                 Err(OpenError::SessionGone) if !retried => {
                     retried = true;
@@ -287,18 +292,28 @@ impl Pool {
 
     /// Connects to `target`, recording the outcome in the host's health.
     async fn dial(&self, target: usize) -> Option<Arc<JumpSession>> {
+        let m = crate::metrics::get();
+        let connecting = m.sessions.with_label_values(&[self.name(), "connecting"]);
+        connecting.inc();
         let r = tokio::select! {
             r = JumpSession::connect(&self.settings, target) => r,
             _ = self.stop.cancelled() => {
+                connecting.dec();
                 let mut st = self.lock();
                 st.hosts[target].dialing = st.hosts[target].dialing.saturating_sub(1);
                 return None;
             }
         };
+        connecting.dec();
+        let result = if r.is_ok() { "ok" } else { "failed" };
+        m.session_connects
+            .with_label_values(&[self.name(), result])
+            .inc();
         let mut st = self.lock();
         st.hosts[target].dialing = st.hosts[target].dialing.saturating_sub(1);
         match r {
             Ok(s) => {
+                m.sessions.with_label_values(&[self.name(), "ready"]).inc();
                 let h = &mut st.hosts[target];
                 h.down_until = None;
                 h.failures = 0;
@@ -341,6 +356,10 @@ impl Pool {
 
     /// Removes a dead or retired session and tells waiters.
     fn forget(&self, s: &Arc<JumpSession>) {
+        crate::metrics::get()
+            .sessions
+            .with_label_values(&[self.name(), "ready"])
+            .dec();
         let mut st = self.lock();
         st.sessions.retain(|x| x.id != s.id && !x.is_dead());
         self.log_readiness(&mut st);
@@ -457,6 +476,8 @@ impl Pool {
 pub struct Lease {
     guard: Option<ChannelGuard>,
     changed: Arc<Notify>,
+    /// `jumpgate_channels_active` of this upstream.
+    channels: prometheus::IntGauge,
 }
 
 impl Lease {
@@ -468,6 +489,7 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         drop(self.guard.take());
+        self.channels.dec();
         self.changed.notify_waiters();
     }
 }

@@ -69,6 +69,24 @@ pub enum OpenError {
     Ssh(russh::Error),
 }
 
+impl OpenError {
+    /// The `reason` label of `jumpgate_channel_open_failures_total`.
+    pub fn reason_label(&self) -> &'static str {
+        match self {
+            Self::Refused { reason, .. } => match reason {
+                FailureReason::AdministrativelyProhibited => "prohibited",
+                FailureReason::ConnectFailed => "connect_failed",
+                FailureReason::UnknownChannelType => "unknown_channel_type",
+                FailureReason::ResourceShortage => "resource_shortage",
+            },
+            Self::Timeout => "timeout",
+            Self::NoSession { .. } => "no_session",
+            Self::SessionGone => "session_gone",
+            Self::Ssh(_) => "ssh_error",
+        }
+    }
+}
+
 /// `ChannelOpenFailure` with Display and Eq (russh's is neither).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureReason {
@@ -275,6 +293,8 @@ struct JumpHandler {
     /// does when the session task ends for any reason.
     _dead: DropGuard,
     failures: Arc<FailureTexts>,
+    /// For `jumpgate_keepalive_timeouts_total`.
+    upstream: String,
     /// The host-key error, kept so that `connect` can report it instead of
     /// russh's generic "unknown key".
     key_error: Arc<Mutex<Option<HostKeyError>>>,
@@ -321,6 +341,25 @@ impl client::Handler for JumpHandler {
                     *slot = Some(e);
                 }
                 Ok(false)
+            }
+        }
+    }
+
+    async fn disconnected(
+        &mut self,
+        reason: client::DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        match reason {
+            client::DisconnectReason::ReceivedDisconnect(_) => Ok(()),
+            client::DisconnectReason::Error(e) => {
+                if matches!(e, russh::Error::KeepaliveTimeout) {
+                    warn!(host = %self.host, port = self.port, "keepalive timeout: jump host stopped answering");
+                    crate::metrics::get()
+                        .keepalive_timeouts
+                        .with_label_values(&[self.upstream.as_str()])
+                        .inc();
+                }
+                Err(e)
             }
         }
     }
@@ -639,6 +678,7 @@ where
         policy: u.host_key_check,
         _dead: dead.clone().drop_guard(),
         failures: failures.clone(),
+        upstream: u.name.clone(),
         key_error: key_error.clone(),
     };
     let mut handle = match client::connect_stream(settings.ssh.clone(), stream, handler).await {

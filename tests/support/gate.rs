@@ -61,6 +61,8 @@ pub struct GateConfig {
     pub proxy_jump: Vec<String>,
     /// Extra environment for the gate process (e.g. SSH_AUTH_SOCK).
     pub env: Vec<(String, String)>,
+    /// Raw TOML appended after the listener (e.g. an `[admin]` table).
+    pub extra_toml: Vec<String>,
 }
 
 impl GateConfig {
@@ -81,6 +83,7 @@ impl GateConfig {
             hosts: Vec::new(),
             proxy_jump: Vec::new(),
             env: Vec::new(),
+            extra_toml: Vec::new(),
         }
     }
 
@@ -110,6 +113,7 @@ impl GateConfig {
             hosts: Vec::new(),
             proxy_jump: Vec::new(),
             env: Vec::new(),
+            extra_toml: Vec::new(),
         }
     }
 
@@ -216,6 +220,9 @@ impl GateConfig {
         let _ = writeln!(t, "via = {}", q(&self.upstream));
         let _ = writeln!(t, "handshake_timeout = {}", q(&self.handshake_timeout));
         let _ = writeln!(t, "connect_timeout = {}", q(&self.connect_timeout));
+        for line in &self.extra_toml {
+            let _ = writeln!(t, "{line}");
+        }
         t
     }
 
@@ -661,6 +668,7 @@ mod unit {
             hosts: vec![],
             proxy_jump: vec![],
             env: vec![],
+            extra_toml: vec![],
         };
         let t = cfg.toml();
         assert!(

@@ -1,0 +1,110 @@
+//! The admin HTTP endpoint (`[admin] bind`, loopback by default):
+//! `/metrics` (Prometheus text format), `/healthz` (the process is alive) and
+//! `/readyz` (200 only when every upstream has a ready session and we are not
+//! draining; the body names the ones that are not). Started by `daemon`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use crate::ssh::pool::Pool;
+
+/// Serves until `stop`; connections are tracked on `tracker`.
+pub async fn serve(
+    listener: TcpListener,
+    pools: Vec<Arc<Pool>>,
+    drain: CancellationToken,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let pools = Arc::new(pools);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (pools, drain, stop) = (pools.clone(), drain.clone(), stop.clone());
+        tracker.spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let (pools, drain) = (pools.clone(), drain.clone());
+                async move { Ok::<_, Infallible>(route(&req, &pools, &drain)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service);
+            tokio::select! {
+                r = conn => if let Err(e) = r { debug!(%peer, error = %e, "admin connection ended") },
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+}
+
+fn route<B>(
+    req: &Request<B>,
+    pools: &[Arc<Pool>],
+    drain: &CancellationToken,
+) -> Response<Full<Bytes>> {
+    match req.uri().path() {
+        "/metrics" => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::get().render(),
+        ),
+        "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" => {
+            if drain.is_cancelled() {
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "draining\n".into(),
+                );
+            }
+            let down: Vec<&str> = pools
+                .iter()
+                .filter(|p| !p.is_ready())
+                .map(|p| p.name())
+                .collect();
+            if down.is_empty() {
+                reply(StatusCode::OK, "text/plain", "ready\n".into())
+            } else {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!(
+                        "not ready: no live SSH session for upstream {}\n",
+                        down.join(", ")
+                    ),
+                )
+            }
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found; try /metrics, /healthz or /readyz\n".into(),
+        ),
+    }
+}
+
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}

@@ -1,0 +1,169 @@
+//! Prometheus metrics (names and labels as in DESIGN.md). One registry per
+//! process, built once; label values come from the code (listener and
+//! upstream names from the config, results and reasons from enums), never
+//! from client input, so cardinality is bounded by the config.
+
+use std::sync::OnceLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections: IntCounterVec,
+    pub connections_active: IntGaugeVec,
+    pub connect_duration: HistogramVec,
+    pub transferred: IntCounterVec,
+    pub sessions: IntGaugeVec,
+    pub session_connects: IntCounterVec,
+    pub channels_active: IntGaugeVec,
+    pub open_failures: IntCounterVec,
+    pub keepalive_timeouts: IntCounterVec,
+}
+
+/// `jumpgate_connections_total{result}`.
+#[derive(Debug, Clone, Copy)]
+pub enum ConnResult {
+    Ok,
+    Rejected,
+    Failed,
+}
+
+impl ConnResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Connect latency buckets, 0.5 ms to 30 s.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+];
+
+pub fn get() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = constant(IntCounterVec::new(Opts::new(name, help), labels));
+            let _ = registry.register(Box::new(c.clone()));
+            c
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = constant(IntGaugeVec::new(Opts::new(name, help), labels));
+            let _ = registry.register(Box::new(g.clone()));
+            g
+        };
+        let connect_duration = constant(HistogramVec::new(
+            HistogramOpts::new(
+                "jumpgate_connect_duration_seconds",
+                "From accepting a client to answering its CONNECT.",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["upstream"],
+        ));
+        let _ = registry.register(Box::new(connect_duration.clone()));
+        if let Ok(build) = IntGauge::with_opts(
+            Opts::new("jumpgate_build_info", "Build information.")
+                .const_label("version", env!("CARGO_PKG_VERSION")),
+        ) {
+            build.set(1);
+            let _ = registry.register(Box::new(build));
+        }
+        let _ = registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+        Metrics {
+            connections: counter(
+                "jumpgate_connections_total",
+                "Client connections by outcome.",
+                &["listener", "result"],
+            ),
+            connections_active: gauge(
+                "jumpgate_connections_active",
+                "Client connections open now.",
+                &["listener"],
+            ),
+            connect_duration,
+            transferred: counter(
+                "jumpgate_transferred_bytes_total",
+                "Bytes relayed, counted when a tunnel ends (up: client to target).",
+                &["upstream", "direction"],
+            ),
+            sessions: gauge(
+                "jumpgate_sessions",
+                "SSH sessions by state.",
+                &["upstream", "state"],
+            ),
+            session_connects: counter(
+                "jumpgate_session_connects_total",
+                "SSH session attempts by result.",
+                &["upstream", "result"],
+            ),
+            channels_active: gauge(
+                "jumpgate_channels_active",
+                "direct-tcpip channels open now.",
+                &["upstream"],
+            ),
+            open_failures: counter(
+                "jumpgate_channel_open_failures_total",
+                "Channel opens that failed, by reason.",
+                &["upstream", "reason"],
+            ),
+            keepalive_timeouts: counter(
+                "jumpgate_keepalive_timeouts_total",
+                "Sessions declared dead after unanswered keepalives.",
+                &["upstream"],
+            ),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+/// Metric definitions are constants (names, help, labels written here):
+/// they fail only on a programming error, which the unit test catches.
+#[allow(clippy::expect_used)]
+fn constant<T>(r: prometheus::Result<T>) -> T {
+    r.expect("constant metric definition")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_renders_with_its_labels() {
+        let m = get();
+        m.connections
+            .with_label_values(&["l", ConnResult::Ok.as_str()])
+            .inc();
+        m.connect_duration.with_label_values(&["u"]).observe(0.003);
+        m.sessions.with_label_values(&["u", "ready"]).set(2);
+        let text = m.render();
+        for name in [
+            "jumpgate_connections_total{listener=\"l\",result=\"ok\"} 1",
+            "jumpgate_connect_duration_seconds_bucket{upstream=\"u\",le=\"0.005\"} 1",
+            "jumpgate_sessions{state=\"ready\",upstream=\"u\"} 2",
+            "jumpgate_build_info{version=",
+        ] {
+            assert!(text.contains(name), "missing {name} in:\n{text}");
+        }
+    }
+}

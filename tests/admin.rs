@@ -1,0 +1,166 @@
+//! The admin endpoint: `/metrics` after a known workload shows exactly what
+//! happened; `/healthz`; `/readyz` for a ready and an unreachable upstream.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::socks::{self, Dest};
+use crate::support::{gate, refused_addr, targets, within, Gate, GateConfig, Sshd};
+
+const TEST_LIMIT: Duration = Duration::from_secs(60);
+
+/// The admin address from the `listening listener=admin ... addr=` line.
+async fn admin_addr(gate: &mut Gate) -> SocketAddr {
+    let line = gate
+        .wait_log(Duration::from_secs(10), |l| {
+            l.contains("listening") && l.contains("listener=admin")
+        })
+        .await
+        .unwrap_or_else(|| panic!("no admin listening line; log:\n{}", gate.log_text()));
+    gate::parse_addr(&line).unwrap_or_else(|| panic!("no addr= in {line:?}"))
+}
+
+/// A plain HTTP/1.1 GET: (status, body).
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect admin");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: jumpgate\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("send request");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
+        .await
+        .expect("admin answered within 10 s")
+        .expect("read response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of the sample whose line starts with `series` (name and labels).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_a_known_workload() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let echo = targets::echo().await;
+        let mut cfg = GateConfig::new(&sshd);
+        cfg.extra_toml
+            .push("[admin]\nbind = \"127.0.0.1:0\"".into());
+        let mut gate = Gate::start(&cfg).await;
+        let admin = admin_addr(&mut gate).await;
+
+        for _ in 0..3 {
+            gate.echo_roundtrip(echo.addr(), b"0123456789").await;
+        }
+        for _ in 0..2 {
+            let code = gate
+                .reply_code(socks::CONNECT, &Dest::from(refused_addr()))
+                .await;
+            assert_eq!(code, socks::CONNECTION_REFUSED);
+        }
+        let code = gate.reply_code(socks::BIND, &Dest::from(echo.addr())).await;
+        assert_eq!(code, socks::COMMAND_NOT_SUPPORTED);
+
+        // Tunnels are counted when they end; give the last one a moment to close.
+        let mut text = String::new();
+        for _ in 0..50 {
+            let (status, body) = get(admin, "/metrics").await;
+            assert_eq!(status, 200, "{body}");
+            text = body;
+            if sample(&text, "jumpgate_connections_active{listener=\"socks\"}") == Some(0.0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let want = [
+            (
+                "jumpgate_connections_total{listener=\"socks\",result=\"ok\"}",
+                3.0,
+            ),
+            (
+                "jumpgate_connections_total{listener=\"socks\",result=\"failed\"}",
+                2.0,
+            ),
+            (
+                "jumpgate_connections_total{listener=\"socks\",result=\"rejected\"}",
+                1.0,
+            ),
+            ("jumpgate_connections_active{listener=\"socks\"}", 0.0),
+            (
+                "jumpgate_channel_open_failures_total{reason=\"connect_failed\",upstream=\"jump\"}",
+                2.0,
+            ),
+            (
+                "jumpgate_session_connects_total{result=\"ok\",upstream=\"jump\"}",
+                1.0,
+            ),
+            ("jumpgate_sessions{state=\"ready\",upstream=\"jump\"}", 1.0),
+            ("jumpgate_channels_active{upstream=\"jump\"}", 0.0),
+            (
+                "jumpgate_connect_duration_seconds_count{upstream=\"jump\"}",
+                5.0,
+            ),
+            (
+                "jumpgate_transferred_bytes_total{direction=\"up\",upstream=\"jump\"}",
+                30.0,
+            ),
+            (
+                "jumpgate_transferred_bytes_total{direction=\"down\",upstream=\"jump\"}",
+                30.0,
+            ),
+        ];
+        for (series, value) in want {
+            assert_eq!(sample(&text, series), Some(value), "{series} in:\n{text}");
+        }
+        assert!(text.contains("jumpgate_build_info{version=\""), "{text}");
+        assert!(text.contains("process_resident_memory_bytes"), "{text}");
+
+        assert_eq!(get(admin, "/healthz").await.0, 200);
+        let (status, body) = get(admin, "/readyz").await;
+        assert_eq!((status, body.as_str()), (200, "ready\n"));
+        assert_eq!(get(admin, "/nope").await.0, 404);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_names_an_upstream_without_a_session() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let mut cfg = GateConfig::new(&sshd);
+        cfg.port = refused_addr().port();
+        cfg.extra_toml
+            .push("[admin]\nbind = \"127.0.0.1:0\"".into());
+        let mut gate = Gate::start_unready(&cfg).await;
+        let admin = admin_addr(&mut gate).await;
+        let (status, body) = get(admin, "/readyz").await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("jump"), "{body}");
+        assert_eq!(get(admin, "/healthz").await.0, 200);
+        let (_, metrics) = get(admin, "/metrics").await;
+        let failed = sample(
+            &metrics,
+            "jumpgate_session_connects_total{result=\"failed\",upstream=\"jump\"}",
+        );
+        assert!(failed.is_some_and(|n| n >= 1.0), "{metrics}");
+    })
+    .await;
+}
