@@ -21,6 +21,9 @@ fi
 # sshd refuses to start without its privilege separation directory.
 [ -d /run/sshd ] || { [ "$(id -u)" = 0 ] && mkdir -p /run/sshd; } || true
 
+# Prometheus rules and config (promtool, installed when missing) and the dashboard.
+./scripts/check-monitoring.sh
+
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 # Release: the tests move gigabytes through SSH; debug crypto is too slow.

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{Config, ListenerKind};
-use crate::proxy::socks5::Socks5Listener;
+use crate::proxy::socks5::{ListenerMetrics, Socks5Listener};
 use crate::ssh::identity::{self, IdentityError};
 use crate::ssh::pool::Pool;
 use crate::ssh::session::SessionSettings;
@@ -120,6 +120,7 @@ impl Daemon {
                 upstream: upstreams[l.via].clone(),
                 handshake_timeout: l.handshake_timeout,
                 connect_timeout: l.connect_timeout,
+                metrics: ListenerMetrics::new(&l.name, upstreams[l.via].name()),
             };
             listeners.push((Arc::new(sl), tcp));
         }

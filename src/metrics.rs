@@ -26,9 +26,9 @@ pub struct Metrics {
 /// `jumpgate_connections_total{result}`.
 #[derive(Debug, Clone, Copy)]
 pub enum ConnResult {
-    Ok,
-    Rejected,
-    Failed,
+    Ok = 0,
+    Rejected = 1,
+    Failed = 2,
 }
 
 impl ConnResult {

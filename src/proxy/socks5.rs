@@ -31,6 +31,36 @@ pub struct Socks5Listener {
     pub upstream: Arc<Pool>,
     pub handshake_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Metric handles resolved once, so the data path does no label lookups.
+    pub metrics: ListenerMetrics,
+}
+
+/// This listener's series (and its upstream's, for latency and bytes).
+pub struct ListenerMetrics {
+    /// Indexed by `ConnResult as usize`.
+    connections: [prometheus::IntCounter; 3],
+    active: prometheus::IntGauge,
+    connect_duration: prometheus::Histogram,
+    up: prometheus::IntCounter,
+    down: prometheus::IntCounter,
+}
+
+impl ListenerMetrics {
+    pub fn new(listener: &str, upstream: &str) -> ListenerMetrics {
+        let m = metrics::get();
+        let conn = |r: ConnResult| m.connections.with_label_values(&[listener, r.as_str()]);
+        ListenerMetrics {
+            connections: [
+                conn(ConnResult::Ok),
+                conn(ConnResult::Rejected),
+                conn(ConnResult::Failed),
+            ],
+            active: m.connections_active.with_label_values(&[listener]),
+            connect_duration: m.connect_duration.with_label_values(&[upstream]),
+            up: m.transferred.with_label_values(&[upstream, "up"]),
+            down: m.transferred.with_label_values(&[upstream, "down"]),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,14 +121,10 @@ impl Socks5Listener {
         // request (pipelined data) stay in it and are forwarded first.
         let tcp = BufReader::with_capacity(HANDSHAKE_BUFFER, tcp);
         let accepted = std::time::Instant::now();
-        let m = metrics::get();
-        let _active = Active::new(m.connections_active.with_label_values(&[&self.name]));
-        let outcome = |r: ConnResult| {
-            m.connections
-                .with_label_values(&[self.name.as_str(), r.as_str()])
-                .inc()
-        };
-        let upstream = self.upstream.name().to_owned();
+        let m = &self.metrics;
+        let _active = Active::new(m.active.clone());
+        let outcome = |r: ConnResult| m.connections[r as usize].inc();
+        let upstream = self.upstream.name();
         let handshake = async {
             let proto = Socks5ServerProtocol::accept_no_auth(tcp).await?;
             proto.read_command().await
@@ -134,12 +160,11 @@ impl Socks5Listener {
             Err(e) => {
                 let reply = reply_for(&e);
                 info!(target = %target, error = %e, reply = reply.as_u8(), "connect failed");
-                m.open_failures
-                    .with_label_values(&[upstream.as_str(), e.reason_label()])
+                metrics::get()
+                    .open_failures
+                    .with_label_values(&[upstream, e.reason_label()])
                     .inc();
-                m.connect_duration
-                    .with_label_values(&[upstream.as_str()])
-                    .observe(accepted.elapsed().as_secs_f64());
+                m.connect_duration.observe(accepted.elapsed().as_secs_f64());
                 let _ = proto.reply_error(&reply).await;
                 outcome(match reply {
                     ReplyError::ConnectionNotAllowed => ConnResult::Rejected,
@@ -151,9 +176,7 @@ impl Socks5Listener {
         let Some(guard) = lease.guard() else { return };
         let Some(channel) = guard.take() else { return };
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
-        m.connect_duration
-            .with_label_values(&[upstream.as_str()])
-            .observe(accepted.elapsed().as_secs_f64());
+        m.connect_duration.observe(accepted.elapsed().as_secs_f64());
         let tcp = match proto.reply_success(unspecified).await {
             Ok(t) => {
                 outcome(ConnResult::Ok);
@@ -173,12 +196,8 @@ impl Socks5Listener {
         let stall = self.upstream.settings.upstream.stall_timeout;
         let early = bytes::Bytes::copy_from_slice(tcp.buffer());
         let stats = relay::run(tcp.into_inner(), early, channel, guard, stall, force).await;
-        m.transferred
-            .with_label_values(&[upstream.as_str(), "up"])
-            .inc_by(stats.up);
-        m.transferred
-            .with_label_values(&[upstream.as_str(), "down"])
-            .inc_by(stats.down);
+        m.up.inc_by(stats.up);
+        m.down.inc_by(stats.down);
         let secs = stats.elapsed.as_secs_f64();
         match stats.end {
             End::Closed | End::ClientGone(_) => {
