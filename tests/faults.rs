@@ -459,7 +459,8 @@ impl HiddenSshd {
                  AuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
                  UsePAM no\nStrictModes no\nAllowTcpForwarding yes\n\
                  PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nLogLevel VERBOSE\n"
+                 KbdInteractiveAuthentication no\nLogLevel VERBOSE\n\
+                 ClientAliveInterval 5\nClientAliveCountMax 3\n"
             ),
         )
         .expect("write sshd_config");

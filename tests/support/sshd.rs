@@ -357,6 +357,10 @@ fn sshd_config(dir: &Path, host: IpAddr, port: u16, opts: &SshdOptions) -> Strin
         "KbdInteractiveAuthentication no",
         "LogLevel VERBOSE",
         "MaxStartups 100:30:200",
+        // A session whose client vanished without a FIN (a cut link, a deleted
+        // namespace) would otherwise outlive the test forever.
+        "ClientAliveInterval 5",
+        "ClientAliveCountMax 3",
     ] {
         let _ = writeln!(c, "{line}");
     }
