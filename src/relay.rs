@@ -265,3 +265,25 @@ pub async fn run(
 fn reset(cw: &tokio::net::tcp::OwnedWriteHalf) {
     let _ = cw.as_ref().set_zero_linger();
 }
+
+/// Ends a channel the way russh does not leak it: EOF, then wait (discarding
+/// data) for the server's CLOSE for up to `DRAIN_LIMIT`; only then close
+/// first. Used for channels that never get (or lost) their client.
+pub async fn close_after_eof(mut chan: Channel<client::Msg>) -> End {
+    let _ = chan.eof().await;
+    let wait = async {
+        while let Some(msg) = chan.wait().await {
+            if matches!(msg, ChannelMsg::Close) {
+                return End::Closed;
+            }
+        }
+        End::SessionLost
+    };
+    match tokio::time::timeout(DRAIN_LIMIT, wait).await {
+        Ok(end) => end,
+        Err(_) => {
+            let _ = chan.close().await;
+            End::DrainTimeout
+        }
+    }
+}

@@ -185,9 +185,11 @@ impl Socks5Listener {
             Err(e) => {
                 outcome(ConnResult::Failed);
                 debug!(error = %e, "client left before the reply");
-                // Not our close: EOF both ways lets the server close the channel.
-                let _ = channel.eof().await;
-                let stats = relay_after_eof(channel, force).await;
+                // Not our close: EOF, and the server closes the channel.
+                let stats = tokio::select! {
+                    end = relay::close_after_eof(channel) => end,
+                    _ = force.cancelled() => End::Shutdown,
+                };
                 debug!(?stats, "channel closed");
                 return;
             }
@@ -223,28 +225,6 @@ impl Active {
 impl Drop for Active {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// Waits for the server's CLOSE after our EOF, discarding data, bounded.
-async fn relay_after_eof(
-    mut channel: russh::Channel<russh::client::Msg>,
-    force: CancellationToken,
-) -> End {
-    let wait = async {
-        while let Some(msg) = channel.wait().await {
-            if matches!(msg, russh::ChannelMsg::Close) {
-                return End::Closed;
-            }
-        }
-        End::SessionLost
-    };
-    tokio::select! {
-        r = tokio::time::timeout(relay::DRAIN_LIMIT, wait) => match r {
-            Ok(e) => e,
-            Err(_) => { let _ = channel.close().await; End::DrainTimeout }
-        },
-        _ = force.cancelled() => End::Shutdown,
     }
 }
 

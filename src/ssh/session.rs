@@ -607,22 +607,11 @@ const LATE_OPEN_LIMIT: Duration = Duration::from_secs(60);
 async fn close_late_channel(
     open: tokio::task::JoinHandle<Result<Channel<client::Msg>, russh::Error>>,
 ) {
-    let Ok(Ok(Ok(mut chan))) = tokio::time::timeout(LATE_OPEN_LIMIT, open).await else {
+    let Ok(Ok(Ok(chan))) = tokio::time::timeout(LATE_OPEN_LIMIT, open).await else {
         return;
     };
     debug!(channel = ?chan.id(), "closing a channel confirmed after its open timed out");
-    let _ = chan.eof().await;
-    let closed = tokio::time::timeout(crate::relay::DRAIN_LIMIT, async {
-        while let Some(msg) = chan.wait().await {
-            if matches!(msg, russh::ChannelMsg::Close) {
-                return;
-            }
-        }
-    })
-    .await;
-    if closed.is_err() {
-        let _ = chan.close().await;
-    }
+    crate::relay::close_after_eof(chan).await;
 }
 
 /// One logged-in hop.

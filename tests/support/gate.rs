@@ -67,24 +67,13 @@ pub struct GateConfig {
 
 impl GateConfig {
     pub fn new(sshd: &Sshd) -> GateConfig {
-        GateConfig {
-            upstream: "jump".into(),
-            host: sshd.host().to_string(),
-            port: sshd.port(),
-            user: sshd.user().to_string(),
-            identity_files: vec![sshd.client_key().to_path_buf()],
-            known_hosts: Some(sshd.known_hosts().to_path_buf()),
-            host_key_check: None,
-            passphrase_env: None,
-            passphrase_file: None,
-            handshake_timeout: "10s".into(),
-            connect_timeout: "10s".into(),
-            extra_upstream: Vec::new(),
-            hosts: Vec::new(),
-            proxy_jump: Vec::new(),
-            env: Vec::new(),
-            extra_toml: Vec::new(),
-        }
+        GateConfig::for_endpoint(
+            &sshd.host().to_string(),
+            sshd.port(),
+            sshd.user(),
+            sshd.client_key(),
+            sshd.known_hosts(),
+        )
     }
 
     /// A config for a jump host that is not a [`Sshd`] (e.g. the in-process
