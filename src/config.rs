@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::limit::LimitSettings;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read config: {source}")]
@@ -47,6 +49,7 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// Where the admin HTTP endpoint listens; none without `[admin]`.
     pub admin: Option<SocketAddr>,
+    pub limits: LimitSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +179,7 @@ pub struct Listener {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     admin: Option<RawAdmin>,
+    limits: Option<RawLimits>,
     #[serde(default)]
     upstream: Vec<Spanned<RawUpstream>>,
     #[serde(default)]
@@ -211,6 +215,13 @@ struct RawUpstream {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     bind: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    connections_per_second_per_client: Option<Spanned<i64>>,
+    max_connections: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -370,10 +381,44 @@ impl Cx<'_> {
                 })?,
             }),
         };
+        let limits = match &raw.limits {
+            None => LimitSettings::default(),
+            Some(l) => self.limits(l)?,
+        };
         Ok(Config {
             upstreams,
             listeners,
             admin,
+            limits,
+        })
+    }
+
+    fn limits(&self, l: &RawLimits) -> Result<LimitSettings, ConfigError> {
+        let positive = |key: &str, v: &Spanned<i64>| {
+            if *v.get_ref() < 1 || *v.get_ref() > i64::from(u32::MAX) {
+                Err(self.err(
+                    v,
+                    format!(
+                        "[limits] {key} = {}: expected a whole number from 1 to {}",
+                        v.get_ref(),
+                        u32::MAX
+                    ),
+                ))
+            } else {
+                Ok(*v.get_ref() as u32)
+            }
+        };
+        let rate = match &l.connections_per_second_per_client {
+            None => None,
+            Some(v) => std::num::NonZeroU32::new(positive("connections_per_second_per_client", v)?),
+        };
+        let max = match &l.max_connections {
+            None => None,
+            Some(v) => Some(positive("max_connections", v)? as usize),
+        };
+        Ok(LimitSettings {
+            connections_per_second_per_client: rate,
+            max_connections: max,
         })
     }
 

@@ -139,6 +139,7 @@ async fn bind_first_free(upstream: Upstream, first: u16) -> Result<Daemon, DemoE
                 connect_timeout: Duration::from_secs(10),
             }],
             admin: None,
+            limits: Default::default(),
         };
         match Daemon::bind(config).await {
             Ok(d) => return Ok(d),
