@@ -873,6 +873,33 @@ handshake_timeout = "3s"
     }
 
     #[test]
+    fn limits_are_typed_and_checked() {
+        let text = format!(
+            "{GOOD}\n[limits]\nconnections_per_second_per_client = 50\nmax_connections = 10000\n"
+        );
+        let c = parse(&text).expect("valid limits");
+        assert_eq!(
+            c.limits.connections_per_second_per_client.map(|n| n.get()),
+            Some(50)
+        );
+        assert_eq!(c.limits.max_connections, Some(10000));
+        assert_eq!(parse(GOOD).expect("valid").limits, LimitSettings::default());
+        let e = parse(&format!("{GOOD}\n[limits]\nmax_connections = 0\n"))
+            .expect_err("zero")
+            .to_string();
+        assert!(
+            e.starts_with(
+                "/etc/jumpgate.toml:16: [limits] max_connections = 0: expected a whole number"
+            ),
+            "{e}"
+        );
+        let e = parse(&format!("{GOOD}\n[limits]\nper_user = 3\n"))
+            .expect_err("unknown")
+            .to_string();
+        assert!(e.contains(":16:") && e.contains("per_user"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_names_file_line_and_key() {
         let text = GOOD.replace("user = \"ci\"", "user = \"ci\"\nusername = \"x\"");
         let e = parse(&text).expect_err("unknown key").to_string();

@@ -164,3 +164,143 @@ async fn readyz_names_an_upstream_without_a_session() {
     })
     .await;
 }
+
+/// Polls `/metrics` until `series` has `value` (counters settle when a
+/// refused client's handshake task ends), then returns the text.
+async fn metrics_when(admin: SocketAddr, series: &str, value: f64) -> String {
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = get(admin, "/metrics").await.1;
+        if sample(&text, series) == Some(value) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{series} never reached {value}:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_refuses_with_not_allowed_and_counts_it() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let echo = targets::echo().await;
+        let mut cfg = GateConfig::new(&sshd);
+        cfg.extra_toml
+            .push("[admin]\nbind = \"127.0.0.1:0\"\n[limits]\nmax_connections = 2".into());
+        let mut gate = Gate::start(&cfg).await;
+        let admin = admin_addr(&mut gate).await;
+
+        let first = gate.connect(echo.addr()).await;
+        let _second = gate.connect(echo.addr()).await;
+        let code = gate
+            .reply_code(socks::CONNECT, &Dest::from(echo.addr()))
+            .await;
+        assert_eq!(
+            code,
+            socks::NOT_ALLOWED,
+            "third connection over max_connections = 2"
+        );
+        // A slot freed is a slot usable again.
+        drop(first);
+        let mut ok = false;
+        for _ in 0..50 {
+            if gate
+                .reply_code(socks::CONNECT, &Dest::from(echo.addr()))
+                .await
+                == socks::SUCCEEDED
+            {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ok, "no connection admitted after one of two closed");
+
+        let limited = "jumpgate_connections_total{listener=\"socks\",result=\"rate_limited\"}";
+        let text = get(admin, "/metrics").await.1;
+        let refused = sample(&text, limited).unwrap_or(0.0);
+        assert!(refused >= 1.0, "{text}");
+        let series = "jumpgate_rate_limited_total{limit=\"max_connections\",listener=\"socks\"}";
+        assert_eq!(sample(&text, series), Some(refused), "{text}");
+        let (_, status) = get(admin, "/status").await;
+        let status: jumpgate::status::Status = serde_json::from_str(&status).expect("status JSON");
+        assert_eq!(status.limits.max_connections, Some(2));
+        assert_eq!(status.limits.rate_limited as f64, refused);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_rate_limit_admits_the_burst_then_refuses() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let echo = targets::echo().await;
+        let mut cfg = GateConfig::new(&sshd);
+        cfg.extra_toml.push(
+            "[admin]\nbind = \"127.0.0.1:0\"\n[limits]\nconnections_per_second_per_client = 5"
+                .into(),
+        );
+        let mut gate = Gate::start(&cfg).await;
+        let admin = admin_addr(&mut gate).await;
+
+        const TRIES: usize = 20;
+        let started = std::time::Instant::now();
+        let mut codes = Vec::new();
+        for _ in 0..TRIES {
+            codes.push(gate.reply_code(socks::CONNECT, &Dest::from(echo.addr())).await);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let ok = codes.iter().filter(|c| **c == socks::SUCCEEDED).count();
+        let limited = codes.iter().filter(|c| **c == socks::NOT_ALLOWED).count();
+        assert_eq!(ok + limited, TRIES, "only 0x00 and 0x02 expected: {codes:?}");
+        // A burst of 5, then 5 per second replenished while the loop ran.
+        let most = 5 + (secs * 5.0).ceil() as usize + 1;
+        assert!((5..=most).contains(&ok), "{ok} admitted in {secs:.2} s: {codes:?}");
+        eprintln!("{TRIES} connects in {secs:.2} s: {ok} admitted, {limited} refused");
+
+        let series = "jumpgate_rate_limited_total{limit=\"connections_per_second_per_client\",listener=\"socks\"}";
+        let text = metrics_when(admin, series, limited as f64).await;
+        assert_eq!(
+            sample(&text, "jumpgate_connections_total{listener=\"socks\",result=\"rate_limited\"}"),
+            Some(limited as f64),
+            "{text}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_are_counted_while_the_tunnel_is_open() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let echo = targets::echo().await;
+        let mut cfg = GateConfig::new(&sshd);
+        cfg.extra_toml
+            .push("[admin]\nbind = \"127.0.0.1:0\"".into());
+        let mut gate = Gate::start(&cfg).await;
+        let admin = admin_addr(&mut gate).await;
+
+        let mut tunnel = gate.connect(echo.addr()).await;
+        let payload = vec![7u8; 100_000];
+        tunnel.write_all(&payload).await.expect("send");
+        let mut back = vec![0u8; payload.len()];
+        tunnel.read_exact(&mut back).await.expect("echo back");
+        // The tunnel is still open: the counters already have its bytes.
+        let text = get(admin, "/metrics").await.1;
+        for dir in ["up", "down"] {
+            let series = format!(
+                "jumpgate_transferred_bytes_total{{direction=\"{dir}\",upstream=\"jump\"}}"
+            );
+            assert_eq!(sample(&text, &series), Some(100_000.0), "{series}:\n{text}");
+        }
+        let (_, status) = get(admin, "/status").await;
+        let status: jumpgate::status::Status = serde_json::from_str(&status).expect("status JSON");
+        let session = &status.upstreams[0].sessions[0];
+        assert_eq!(
+            (session.channels, session.bytes_up, session.bytes_down),
+            (1, 100_000, 100_000)
+        );
+        drop(tunnel);
+    })
+    .await;
+}
