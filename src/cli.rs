@@ -15,6 +15,17 @@ use crate::ssh::session::{JumpSession, SessionSettings};
 
 pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_CONFIG: u8 = 78;
+pub const EXIT_USAGE: u8 = 2;
+
+const UP_HELP: &str = "Like `ssh -N -D ...`, with the same flags and ssh_config (-F FILE, else
+~/.ssh/config and /etc/ssh/ssh_config), served by jumpgate's session pool.
+  -D [bind:]port   SOCKS5 listener (repeatable)      -J hop[,hop...]  jump hosts
+  -p port  -l user  -i identity (repeatable)  -o Key=Value (repeatable)  -F file
+  -G               print the resolved configuration as `ssh -G` does, and exit
+  -v/-vv/-vvv      more logging; -N -T -n -q are accepted and do nothing
+  --ready-file PATH  written (listener addresses) once logged in and listening
+  --admin IP:PORT    serve /metrics, /status ... there
+Exit codes: 0 stopped by a signal, 1 runtime failure, 2 usage, 78 configuration.";
 
 /// How long open tunnels may finish after SIGTERM/SIGINT.
 const GRACE: Duration = Duration::from_secs(10);
@@ -58,6 +69,14 @@ enum Command {
         #[arg(short, long, default_value = "/etc/jumpgate/jumpgate.toml")]
         config: PathBuf,
     },
+    /// ssh -N as a service, with ssh's flags and ssh_config:
+    /// `jumpgate up -D 1080 -J outer bastion`. `jumpgate up --help` for more.
+    #[command(disable_help_flag = true)]
+    Up {
+        /// ssh's flags and the destination, parsed as ssh parses them.
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
+        args: Vec<String>,
+    },
     /// No setup: a built-in jump host and a SOCKS5 endpoint to try.
     Demo {
         /// Port to try first (the next free one is used if taken).
@@ -68,7 +87,27 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init(cli.verbose, cli.log_format == LogFormat::Json);
+    // `up` parses ssh's flags itself (order matters, as in ssh).
+    let up = match &cli.command {
+        Command::Up { args } => {
+            match crate::up::parse_args(args, &crate::ssh_config::Local::detect()) {
+                Ok(u) if u.help => {
+                    println!("{}\n\n{}", crate::up::USAGE, UP_HELP);
+                    return ExitCode::SUCCESS;
+                }
+                Ok(u) => Some(u),
+                Err(e) => {
+                    eprintln!("jumpgate up: {e}\n{}", crate::up::USAGE);
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            }
+        }
+        _ => None,
+    };
+    let verbose = cli
+        .verbose
+        .saturating_add(up.as_ref().map_or(0, |u| u.verbose));
+    crate::telemetry::init(verbose, cli.log_format == LogFormat::Json);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     match cli.threads {
@@ -93,6 +132,10 @@ pub fn main() -> ExitCode {
             Command::Run { config } => run(&config).await,
             Command::Check { config } => check(&config).await,
             Command::Demo { port } => crate::demo::run(port).await,
+            Command::Up { .. } => match up {
+                Some(u) => crate::up::run(u).await,
+                None => EXIT_USAGE,
+            },
         }
     });
     ExitCode::from(code)

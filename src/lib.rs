@@ -18,5 +18,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod relay;
 pub mod ssh;
+pub mod ssh_config;
 pub mod status;
 pub mod telemetry;
+pub mod up;
