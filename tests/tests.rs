@@ -8,6 +8,8 @@
 //! - `errors`: SOCKS reply codes, host key and key file errors, config errors and exit
 //!   codes, handshake timeouts, garbage on the SOCKS port.
 //! - `netns`: a private network behind the jump host, names resolved only there.
+//! - `ssh_config`: `jumpgate up -G` against `ssh -G` over a corpus of configs, and
+//!   `jumpgate up` end to end (-D, -J through two sshd, --ready-file, errors).
 //! - `stress`: long transfers through one session, and memory over many tunnels.
 //!
 //! Set `JG_TEST_STANDIN=ssh` to run the gate-based tests against `ssh -N -D` instead of
@@ -18,6 +20,7 @@ mod errors;
 mod faults;
 mod netns;
 mod pool;
+mod ssh_config;
 mod stress;
 mod support;
 mod tunnel;

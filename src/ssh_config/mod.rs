@@ -128,7 +128,7 @@ pub fn resolve(req: &Request, local: &Local) -> Result<Resolved, SshConfigError>
     if r.want_final {
         // ssh's second pass ("Match final"): the host name is now known and
         // is what Host lines match; values already set stay.
-        let host = resolved_hostname(&r.opts, &req.host)?.to_ascii_lowercase();
+        let host = resolved_hostname(&r.opts, &req.host)?;
         r.opts.hostname = Some(host.clone());
         r.host = host;
         r.final_pass = true;
@@ -174,13 +174,22 @@ fn read_files(r: &mut Reader<'_>, files: &ConfigFiles) -> Result<(), SshConfigEr
     Ok(())
 }
 
-/// HostName with `%h` expanded, or the destination in lowercase.
+/// HostName with `%h` expanded (else the destination), lowercased unless
+/// it looks like an address (ssh's is_addr_fast: a `%` or `:`, or only
+/// digits and dots).
 fn resolved_hostname(o: &Options, host: &str) -> Result<String, SshConfigError> {
-    match &o.hostname {
+    let name = match &o.hostname {
         Some(h) => tokens::percent(h, &[('h', host)])
-            .map_err(|e| SshConfigError::Fatal(format!("HostName: {e} (it may use %h and %%)"))),
-        None => Ok(host.to_ascii_lowercase()),
-    }
+            .map_err(|e| SshConfigError::Fatal(format!("HostName: {e} (it may use %h and %%)")))?,
+        None => host.to_owned(),
+    };
+    let looks_like_address =
+        name.contains(['%', ':']) || name.chars().all(|c| c.is_ascii_digit() || c == '.');
+    Ok(if looks_like_address {
+        name
+    } else {
+        name.to_ascii_lowercase()
+    })
 }
 
 /// OpenSSH's default identity files, in its order.

@@ -394,9 +394,10 @@ impl<'a> Reader<'a> {
                 }
             }
             "proxycommand" => {
-                // The rest of the line, unsplit; ignored once ProxyJump is set.
+                // The rest of the line, unsplit; ignored once ProxyJump names
+                // hops (`ProxyJump none` does not block it).
                 args.consume();
-                if on && o.jump.is_none() {
+                if on && !matches!(o.jump, Some(Jump::Hops { .. })) {
                     first(&mut o.proxy_command, line.rest.clone());
                 }
             }
