@@ -24,3 +24,4 @@ mod ssh_config;
 mod stress;
 mod support;
 mod tunnel;
+mod up;

@@ -1,0 +1,255 @@
+//! `jumpgate up` end to end, as a CI job would use it: ssh's flags against a
+//! real sshd, curl through the SOCKS5 port, `-J` through two sshd with the
+//! hops' names, ports, users and keys taken from an ssh_config, readiness
+//! by `--ready-file`, a clean exit on SIGTERM; and the errors: bad flags
+//! (exit 2) and bad config lines (exit 78) reported as ssh reports them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::gate::JUMPGATE;
+use crate::support::process::{offline_command, ChildGuard, Logs};
+use crate::support::{curl, free_port, targets, within, Sshd, SshdOptions};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A running `jumpgate up`, killed on drop.
+struct Up {
+    dir: tempfile::TempDir,
+    logs: Logs,
+    child: ChildGuard,
+}
+
+impl Up {
+    /// Runs `jumpgate up ARGS` in `dir` (which holds the ready file).
+    fn spawn(dir: tempfile::TempDir, args: &[String]) -> Up {
+        let mut cmd = offline_command(dir.path(), JUMPGATE);
+        cmd.arg("up")
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .env_remove("SSH_AUTH_SOCK")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = ChildGuard::spawn("jumpgate up", &mut cmd);
+        let logs = Logs::default();
+        if let Some(out) = child.take_stdout() {
+            logs.pump("up stdout", out);
+        }
+        if let Some(err) = child.take_stderr() {
+            logs.pump("up", err);
+        }
+        Up { dir, logs, child }
+    }
+
+    fn ready_file(&self) -> PathBuf {
+        self.dir.path().join("ready")
+    }
+
+    /// Waits for the ready file; returns the SOCKS5 address in it.
+    async fn wait_ready(&mut self) -> SocketAddr {
+        let started = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(self.ready_file()) {
+                let addr = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("socks5 "))
+                    .and_then(|a| a.parse().ok());
+                match addr {
+                    Some(a) => return a,
+                    None => panic!("ready file without `socks5 ADDR`: {text:?}"),
+                }
+            }
+            if let Some(status) = self.child.exited() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                panic!(
+                    "jumpgate up exited ({status}) before ready:\n{}",
+                    self.logs.text()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no ready file within 20 s:\n{}",
+                self.logs.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM (by our child's PID) and the exit code.
+    async fn terminate(&mut self) -> Option<i32> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let started = Instant::now();
+        loop {
+            if let Some(s) = self.child.exited() {
+                return s.code();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "jumpgate up did not stop after SIGTERM:\n{}",
+                self.logs.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+fn p(v: &Path) -> String {
+    v.display().to_string()
+}
+
+/// The flags that point jumpgate at a test sshd without any ssh_config.
+fn direct_args(sshd: &Sshd, socks_port: u16, ready: &Path) -> Vec<String> {
+    vec![
+        s("-F"),
+        s("none"),
+        s("-N"),
+        format!("-D127.0.0.1:{socks_port}"),
+        s("-p"),
+        sshd.port().to_string(),
+        s("-i"),
+        p(sshd.client_key()),
+        s("-o"),
+        format!("UserKnownHostsFile={}", sshd.known_hosts().display()),
+        s("-oStrictHostKeyChecking=yes"),
+        s("--ready-file"),
+        p(ready),
+        format!("{}@{}", sshd.user(), sshd.host()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_dash_d_serves_socks_and_signals_readiness() {
+    within(LIMIT, "up -D", async {
+        let sshd = Sshd::start().await;
+        let web = targets::http("hello through jumpgate up".into()).await;
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ready = dir.path().join("ready");
+        let args = direct_args(&sshd, port, &ready);
+        let mut up = Up::spawn(dir, &args);
+        let addr = up.wait_ready().await;
+        assert_eq!(addr, SocketAddr::from(([127, 0, 0, 1], port)));
+        let line = up
+            .logs
+            .find(|l| l.contains("jumpgate up: ready: SOCKS5 on"))
+            .unwrap_or_else(|| panic!("no ready line on stderr:\n{}", up.logs.text()));
+        assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
+        // By name, resolved on the jump host (curl sends the name).
+        let url = format!("http://localhost:{}/", web.port());
+        let got = curl(up.dir.path(), "--socks5-hostname", addr, &url).await;
+        assert_eq!(got.code, 0, "curl: {}\n{}", got.stderr, up.logs.text());
+        assert_eq!(got.body, "hello through jumpgate up");
+        // The first login is checked before serving, then the pool logs in.
+        assert!(sshd.logins() >= 2, "sshd log:\n{}", sshd.log());
+        assert_eq!(up.terminate().await, Some(0), "{}", up.logs.text());
+        assert!(
+            !up.ready_file().exists(),
+            "the ready file outlived the process"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_dash_j_goes_through_two_sshd_named_in_ssh_config() {
+    within(LIMIT, "up -J", async {
+        // The target is reachable only through the inner sshd: the outer one
+        // may open channels to the inner sshd and nowhere else.
+        let inner = Sshd::start().await;
+        let outer = Sshd::start_with(SshdOptions {
+            permit_open: Some(format!("127.0.0.1:{}", inner.port())),
+            ..SshdOptions::default()
+        })
+        .await;
+        let web = targets::http("two hops".into()).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kh = dir.path().join("known_hosts");
+        let both = std::fs::read_to_string(outer.known_hosts()).expect("read")
+            + &std::fs::read_to_string(inner.known_hosts()).expect("read");
+        std::fs::write(&kh, both).expect("write known_hosts");
+        // Each sshd only knows its own client key: the hop's key comes from
+        // the hop's Host block, the target's from the target's.
+        let config = dir.path().join("config");
+        std::fs::write(
+            &config,
+            format!(
+                "Host outer\n  HostName 127.0.0.1\n  Port {}\n  IdentityFile {}\n\
+                 Host target\n  HostName 127.0.0.1\n  Port {}\n  IdentityFile {}\n\
+                 Host *\n  User {}\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n\
+                 \x20 IdentitiesOnly yes\n  ServerAliveInterval 5\n",
+                outer.port(),
+                outer.client_key().display(),
+                inner.port(),
+                inner.client_key().display(),
+                inner.user(),
+                kh.display()
+            ),
+        )
+        .expect("write config");
+        let port = free_port();
+        let ready = dir.path().join("ready");
+        let args = vec![
+            s("-F"),
+            p(&config),
+            s("-D"),
+            port.to_string(),
+            s("-J"),
+            s("outer"),
+            s("--ready-file"),
+            p(&ready),
+            s("target"),
+        ];
+        let mut up = Up::spawn(dir, &args);
+        let addr = up.wait_ready().await;
+        let url = format!("http://127.0.0.1:{}/", web.port());
+        let got = curl(up.dir.path(), "--socks5-hostname", addr, &url).await;
+        assert_eq!(
+            got.code,
+            0,
+            "curl: {}\nup:\n{}\nouter:\n{}\ninner:\n{}",
+            got.stderr,
+            up.logs.text(),
+            outer.log(),
+            inner.log()
+        );
+        assert_eq!(got.body, "two hops");
+        assert!(
+            outer.logins() >= 1,
+            "outer sshd saw no login:\n{}",
+            outer.log()
+        );
+        assert!(
+            inner.logins() >= 1,
+            "inner sshd saw no login:\n{}",
+            inner.log()
+        );
+        // And -G shows what ssh would use.
+        let g = Command::new(JUMPGATE)
+            .args(["up", "-G", "-F"])
+            .arg(&config)
+            .args(["-J", "outer", "target"])
+            .output()
+            .expect("run up -G");
+        let text = String::from_utf8_lossy(&g.stdout);
+        assert!(text.contains("\nproxyjump outer\n"), "{text}");
+        assert!(
+            text.contains(&format!("\nport {}\n", inner.port())),
+            "{text}"
+        );
+        assert_eq!(up.terminate().await, Some(0), "{}", up.logs.text());
+    })
+    .await;
+}
