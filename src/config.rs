@@ -209,6 +209,9 @@ struct RawUpstream {
     keepalive: Option<Spanned<RawKeepalive>>,
     reconnect: Option<Spanned<RawBackoff>>,
     connect_timeout: Option<Spanned<String>>,
+    /// An ssh_config file: `host` is then an alias resolved in it (see
+    /// `with_ssh_config`).
+    ssh_config: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -602,7 +605,7 @@ impl Cx<'_> {
             u.stall_timeout.as_ref(),
             DEFAULT_STALL_TIMEOUT,
         )?;
-        Ok(Upstream {
+        let up = Upstream {
             name,
             hosts,
             proxy_jump,
@@ -618,6 +621,89 @@ impl Cx<'_> {
             sessions,
             max_channels_per_session,
             stall_timeout,
+        };
+        match &u.ssh_config {
+            None => Ok(up),
+            Some(file) => self.with_ssh_config(u, file, up),
+        }
+    }
+
+    /// `ssh_config = FILE` with `host = "alias"`: the alias is resolved in
+    /// FILE as ssh would (HostName, Port, User, IdentityFile, ProxyJump
+    /// with its hops resolved too, UserKnownHostsFile,
+    /// StrictHostKeyChecking, ServerAlive*, ConnectTimeout); keys set in
+    /// this table win over the file, as ssh's command line does.
+    fn with_ssh_config(
+        &self,
+        u: &RawUpstream,
+        file: &Spanned<String>,
+        toml: Upstream,
+    ) -> Result<Upstream, ConfigError> {
+        use crate::ssh_config::{self as sc, upstream::upstream_from};
+        let Some(alias) = &u.host else {
+            return Err(self.err(
+                file,
+                "ssh_config needs host = \"ALIAS\" (the Host to look up), not hosts = [...]",
+            ));
+        };
+        let files = sc::ConfigFiles::File(expand_tilde(file.get_ref()));
+        let local = sc::Local::detect();
+        let cmdline = sc::Options {
+            port: toml
+                .hosts
+                .first()
+                .map(|h| h.port)
+                .filter(|_| u.port.is_some()),
+            user: u.user.clone(),
+            ..sc::Options::default()
+        };
+        let req = sc::Request {
+            host: alias.get_ref().clone(),
+            cmdline,
+            files: files.clone(),
+        };
+        let ctx = |e: String| self.err(file, format!("ssh_config = {:?}: {e}", file.get_ref()));
+        let resolved = sc::resolve(&req, &local).map_err(|e| ctx(e.to_string()))?;
+        for w in &resolved.warnings {
+            tracing::warn!(upstream = %toml.name, "{w}");
+        }
+        let base = upstream_from(&resolved, &files, &local).map_err(|e| ctx(e.to_string()))?;
+        Ok(Upstream {
+            name: toml.name,
+            hosts: base.hosts,
+            proxy_jump: if u.proxy_jump.is_empty() {
+                base.proxy_jump
+            } else {
+                toml.proxy_jump
+            },
+            user: base.user,
+            identity_files: if u.identity_files.is_empty() {
+                base.identity_files
+            } else {
+                toml.identity_files
+            },
+            agent: u.agent.unwrap_or(base.agent),
+            known_hosts: if u.known_hosts.is_some() {
+                toml.known_hosts
+            } else {
+                base.known_hosts
+            },
+            host_key_check: if u.host_key_check.is_some() {
+                toml.host_key_check
+            } else {
+                base.host_key_check
+            },
+            keepalive: if u.keepalive.is_some() {
+                toml.keepalive
+            } else {
+                base.keepalive
+            },
+            connect_timeout: if u.connect_timeout.is_some() {
+                toml.connect_timeout
+            } else {
+                base.connect_timeout
+            },
+            ..toml
         })
     }
 
@@ -1002,6 +1088,54 @@ handshake_timeout = "3s"
             .contains("not both"));
         assert_eq!(parse_endpoint("h:0", 22), None);
         assert_eq!(parse_endpoint("::1", 22).map(|e| e.port), Some(22));
+    }
+
+    #[test]
+    fn upstream_from_ssh_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sc = dir.path().join("ssh_config");
+        std::fs::write(
+            &sc,
+            "Host bastion\n  HostName 10.1.2.3\n  Port 2222\n  User ops\n  ProxyJump hop\n\
+             \x20 StrictHostKeyChecking accept-new\n  ServerAliveInterval 7\n  ConnectTimeout 4\n\
+             Host hop\n  HostName hop.example\n  User hopper\n  Port 2200\n",
+        )
+        .expect("write");
+        let base = format!(
+            "[[upstream]]\nname = \"corp\"\nhost = \"bastion\"\nssh_config = \"{}\"\n",
+            sc.display()
+        );
+        let listener = "\n[[listener]]\nname = \"l\"\nbind = \"127.0.0.1:1080\"\n";
+        let c = parse(&format!("{base}{listener}")).expect("valid");
+        let u = &c.upstreams[0];
+        assert_eq!(u.name, "corp");
+        assert_eq!(u.hosts[0].to_string(), "10.1.2.3:2222");
+        assert_eq!(u.user, "ops");
+        assert_eq!(u.host_key_check, HostKeyCheck::AcceptNew);
+        assert_eq!(u.keepalive.interval, Duration::from_secs(7));
+        assert_eq!(u.connect_timeout, Duration::from_secs(4));
+        assert_eq!(u.proxy_jump[0].user.as_deref(), Some("hopper"));
+        assert_eq!(u.proxy_jump[0].endpoint.to_string(), "hop.example:2200");
+        // Keys in the table win over the file.
+        let c = parse(&format!(
+            "{base}user = \"me\"\nport = 22\nhost_key_check = \"strict\"\n{listener}"
+        ))
+        .expect("valid");
+        let u = &c.upstreams[0];
+        assert_eq!((u.user.as_str(), u.hosts[0].port), ("me", 22));
+        assert_eq!(u.host_key_check, HostKeyCheck::Strict);
+        // Errors name this file's line and the ssh_config problem.
+        std::fs::write(&sc, "Host *\n  Port nope\n").expect("write");
+        let e = parse(&format!("{base}{listener}"))
+            .expect_err("bad")
+            .to_string();
+        assert!(e.starts_with("/etc/jumpgate.toml:4: ssh_config = "), "{e}");
+        assert!(e.contains("line 2: Bad port 'nope'."), "{e}");
+        let e =
+            parse(&format!("{base}{listener}").replace("host = \"bastion\"", "hosts = [\"a\"]"))
+                .expect_err("hosts")
+                .to_string();
+        assert!(e.contains("ssh_config needs host"), "{e}");
     }
 
     #[test]

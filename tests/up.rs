@@ -2,14 +2,15 @@
 //! real sshd, curl through the SOCKS5 port, `-J` through two sshd with the
 //! hops' names, ports, users and keys taken from an ssh_config, readiness
 //! by `--ready-file`, a clean exit on SIGTERM; and the errors: bad flags
-//! (exit 2) and bad config lines (exit 78) reported as ssh reports them.
+//! (exit 2) and bad config lines (exit 78) reported as ssh reports them;
+//! and a TOML upstream taken from ssh_config (`ssh_config =`, `host =`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::gate::JUMPGATE;
+use crate::support::gate::{parse_addr, JUMPGATE};
 use crate::support::process::{offline_command, ChildGuard, Logs};
 use crate::support::{curl, free_port, targets, within, Sshd, SshdOptions};
 
@@ -25,8 +26,12 @@ struct Up {
 impl Up {
     /// Runs `jumpgate up ARGS` in `dir` (which holds the ready file).
     fn spawn(dir: tempfile::TempDir, args: &[String]) -> Up {
+        Up::spawn_sub(dir, "up", args)
+    }
+
+    fn spawn_sub(dir: tempfile::TempDir, sub: &str, args: &[String]) -> Up {
         let mut cmd = offline_command(dir.path(), JUMPGATE);
-        cmd.arg("up")
+        cmd.arg(sub)
             .args(args)
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
@@ -250,6 +255,61 @@ async fn up_dash_j_goes_through_two_sshd_named_in_ssh_config() {
             "{text}"
         );
         assert_eq!(up.terminate().await, Some(0), "{}", up.logs.text());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toml_upstream_from_ssh_config_alias() {
+    within(LIMIT, "run with ssh_config", async {
+        let sshd = Sshd::start().await;
+        let web = targets::http("via ssh_config".into()).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sc = dir.path().join("ssh_config");
+        std::fs::write(
+            &sc,
+            format!(
+                "Host jump-alias\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile {}\n\
+                 \x20 UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+                sshd.host(),
+                sshd.port(),
+                sshd.user(),
+                sshd.client_key().display(),
+                sshd.known_hosts().display()
+            ),
+        )
+        .expect("write ssh_config");
+        let toml = dir.path().join("jumpgate.toml");
+        std::fs::write(
+            &toml,
+            format!(
+                "[[upstream]]\nname = \"corp\"\nssh_config = \"{}\"\nhost = \"jump-alias\"\n\n\
+                 [[listener]]\nname = \"socks\"\nbind = \"127.0.0.1:0\"\n",
+                sc.display()
+            ),
+        )
+        .expect("write toml");
+        let args = vec![s("-c"), p(&toml)];
+        let mut up = Up::spawn_sub(dir, "run", &args);
+        let started = Instant::now();
+        let addr = loop {
+            let ready = up.logs.find(|l| l.contains("upstream ready"));
+            let listening = up
+                .logs
+                .find(|l| l.contains("listening") && parse_addr(l).is_some());
+            if let (Some(_), Some(l)) = (ready, listening) {
+                break parse_addr(&l).expect("addr");
+            }
+            if up.child.exited().is_some() || started.elapsed() > Duration::from_secs(20) {
+                panic!("jumpgate run did not become ready:\n{}", up.logs.text());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let url = format!("http://localhost:{}/", web.port());
+        let got = curl(up.dir.path(), "--socks5-hostname", addr, &url).await;
+        assert_eq!(got.code, 0, "curl: {}\n{}", got.stderr, up.logs.text());
+        assert_eq!(got.body, "via ssh_config");
+        assert!(sshd.logins() >= 1, "sshd log:\n{}", sshd.log());
     })
     .await;
 }

@@ -16,6 +16,7 @@ mod pattern;
 pub mod print;
 pub mod spec;
 mod tokens;
+pub mod upstream;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,198 @@
+//! From a resolved ssh_config host to jumpgate's [`Upstream`]: the host
+//! name, port and user, the ProxyJump chain with every hop resolved
+//! through the same files (as ssh's `-J` does), identity files, known_hosts,
+//! host key checking, keepalives and the connect timeout. Used by `up` and
+//! by the TOML `ssh_config =` key.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tracing::warn;
+
+use super::{ConfigFiles, Local, Options, Request, Resolved, StrictHostKeyChecking};
+use crate::config::{self, Endpoint, Hop, HostKeyCheck, Keepalive, Upstream};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToUpstreamError {
+    #[error(transparent)]
+    SshConfig(#[from] super::SshConfigError),
+    #[error(
+        "{host}: ProxyCommand {command:?} is not supported by jumpgate: use ProxyJump instead"
+    )]
+    ProxyCommand { host: String, command: String },
+    #[error("ProxyJump: more than 8 nested jump hosts (a loop?)")]
+    JumpLoop,
+}
+
+/// Upstream name for metrics and logs: the destination, in allowed letters.
+pub fn upstream_name(host: &str) -> String {
+    let n: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if n.is_empty() {
+        "upstream".into()
+    } else {
+        n
+    }
+}
+
+/// The upstream for a resolved destination: its ProxyJump hops are
+/// resolved through the same files as ssh's `-J` does (a hop's own
+/// HostName, Port, User and IdentityFile; only the first hop's own
+/// ProxyJump is followed), and every hop's keys are offered everywhere.
+pub fn upstream_from(
+    r: &Resolved,
+    files: &ConfigFiles,
+    local: &Local,
+) -> Result<Upstream, ToUpstreamError> {
+    let mut identity_paths: Vec<PathBuf> = Vec::new();
+    let mut proxy_jump = Vec::new();
+    if let Some(j) = &r.jump {
+        chain(
+            &j.hops(),
+            files,
+            local,
+            &mut proxy_jump,
+            &mut identity_paths,
+            0,
+        )?;
+    }
+    for p in r.identity_paths.iter().rev() {
+        if !identity_paths.contains(p) {
+            identity_paths.insert(0, p.clone());
+        }
+    }
+    let identity_files = usable_identities(identity_paths);
+    let keepalive = Keepalive {
+        interval: if r.server_alive_interval > 0 {
+            Duration::from_secs(u64::from(r.server_alive_interval))
+        } else {
+            config::DEFAULT_KEEPALIVE.interval
+        },
+        count_max: r.server_alive_count_max.clamp(1, 1000),
+    };
+    let agent = !r.identities_only && r.identity_agent.as_deref() != Some("none");
+    if let Some(a) = r
+        .identity_agent
+        .as_deref()
+        .filter(|a| *a != "none" && *a != "SSH_AUTH_SOCK")
+    {
+        warn!(identity_agent = %a, "IdentityAgent: jumpgate uses the agent at $SSH_AUTH_SOCK only");
+    }
+    Ok(Upstream {
+        name: upstream_name(&r.host),
+        hosts: vec![Endpoint {
+            host: r.hostname.clone(),
+            port: r.port,
+        }],
+        proxy_jump,
+        user: r.user.clone(),
+        identity_files,
+        passphrase: None,
+        agent,
+        known_hosts: r
+            .user_known_hosts_files
+            .first()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| local.home.join(".ssh/known_hosts")),
+        host_key_check: match r.strict_host_key_checking {
+            StrictHostKeyChecking::Yes | StrictHostKeyChecking::Ask => HostKeyCheck::Strict,
+            StrictHostKeyChecking::AcceptNew => HostKeyCheck::AcceptNew,
+            StrictHostKeyChecking::No => HostKeyCheck::Off,
+        },
+        keepalive,
+        reconnect: config::DEFAULT_BACKOFF,
+        connect_timeout: match r.connect_timeout {
+            Some(t) if t > 0 => Duration::from_secs(u64::from(t)),
+            _ => config::DEFAULT_TIMEOUT,
+        },
+        sessions: config::DEFAULT_SESSIONS,
+        max_channels_per_session: config::DEFAULT_MAX_CHANNELS,
+        stall_timeout: config::DEFAULT_STALL_TIMEOUT,
+    })
+}
+
+/// Appends the hops for `-J h1,h2,...` (each resolved through the files),
+/// outermost first; h1's own ProxyJump comes before it.
+fn chain(
+    hops: &[super::UserHostPort],
+    files: &ConfigFiles,
+    local: &Local,
+    out: &mut Vec<Hop>,
+    ids: &mut Vec<PathBuf>,
+    depth: usize,
+) -> Result<(), ToUpstreamError> {
+    if depth > 8 {
+        return Err(ToUpstreamError::JumpLoop);
+    }
+    for (i, h) in hops.iter().enumerate() {
+        let mut cmdline = Options {
+            user: h.user.clone(),
+            port: h.port,
+            ..Options::default()
+        };
+        if i > 0 {
+            // Later hops are reached through the earlier ones: their own
+            // ProxyJump does not apply (ssh passes -J for them).
+            cmdline.jump = Some(super::Jump::Disabled);
+        }
+        let r = super::resolve(
+            &Request {
+                host: h.host.clone(),
+                cmdline,
+                files: files.clone(),
+            },
+            local,
+        )?;
+        if let Some(c) = &r.proxy_command {
+            return Err(ToUpstreamError::ProxyCommand {
+                host: h.host.clone(),
+                command: c.clone(),
+            });
+        }
+        if i == 0 {
+            if let Some(j) = &r.jump {
+                chain(&j.hops(), files, local, out, ids, depth + 1)?;
+            }
+        }
+        for p in &r.identity_paths {
+            if !ids.contains(p) {
+                ids.push(p.clone());
+            }
+        }
+        out.push(Hop {
+            user: Some(r.user.clone()),
+            endpoint: Endpoint {
+                host: r.hostname.clone(),
+                port: r.port,
+            },
+        });
+    }
+    Ok(())
+}
+
+/// Identity files as ssh uses them: missing ones are skipped, and keys
+/// that need a passphrase are left to the agent (`up` never prompts).
+fn usable_identities(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    paths
+        .into_iter()
+        .filter(|p| p.exists())
+        .filter(|p| match crate::ssh::identity::load(p, None, "") {
+            Err(crate::ssh::identity::IdentityError::NeedsPassphrase { .. }) => {
+                warn!(identity = %p.display(), "encrypted key skipped: jumpgate up does not prompt; add it to ssh-agent");
+                false
+            }
+            // Other problems (permissions, format) are reported when the
+            // daemon loads the key, with the file named.
+            _ => true,
+        })
+        .collect()
+}
