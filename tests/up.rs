@@ -313,3 +313,170 @@ async fn toml_upstream_from_ssh_config_alias() {
     })
     .await;
 }
+
+/// `jumpgate up ARGS` run to its exit (bounded), in `dir`.
+async fn up_exit(dir: &Path, args: &[String]) -> (Option<i32>, String) {
+    let mut cmd = tokio::process::Command::from(offline_command(dir, JUMPGATE));
+    cmd.arg("up")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("SSH_AUTH_SOCK")
+        .current_dir(dir);
+    let out = crate::support::process::run_for(&mut cmd, Duration::from_secs(30)).await;
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_flags_exit_2_with_ssh_wording() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["-D", "abc", "h"],
+            "Bad dynamic forwarding specification 'abc'",
+        ),
+        (
+            &["-L", "8080", "h"],
+            "Bad local forwarding specification '8080'",
+        ),
+        (&["-p", "70000", "h"], "Bad port '70000'"),
+        (&["-o", "Port=x", "h"], "command-line line 0: Bad port 'x'."),
+        (
+            &["-o", "Frobnicate=1", "h"],
+            "command-line: line 0: Bad configuration option: frobnicate",
+        ),
+        (
+            &["-J", "a", "-J", "b", "h"],
+            "Only a single -J option is permitted",
+        ),
+        (&["-Z", "h"], "unknown option -- Z"),
+        (&["-D"], "option requires an argument -- D"),
+        (&["-D", "1080"], "no destination given"),
+        (&["-D", "1080", "h", "uptime"], "runs no remote command"),
+    ];
+    for (args, want) in cases {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (code, err) = up_exit(dir.path(), &args).await;
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: want {want:?} in:\n{err}");
+        assert!(
+            err.contains("usage: jumpgate up"),
+            "{args:?}: no usage line:\n{err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_lines_exit_78_and_read_like_ssh() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let configs = [
+        "Host *\n  LocalForward 14 h:1 extra\n  Port abc\n  Compression maybe\n  ServerAliveCountMax x\n",
+        "Host a\n  Ciphers bogus-cipher\nHost *\n  ConnectTimeout 5q\n  DynamicForward 0\n  RemoteForward\n",
+        "Match all host x\n  User y\nHost *\n  User \"unterminated\n  ProxyJump a,@b\n  LocalForward 1\n",
+    ];
+    for (i, text) in configs.iter().enumerate() {
+        let file = dir.path().join(format!("bad{i}.conf"));
+        std::fs::write(&file, text).expect("write");
+        let out = Command::new("ssh")
+            .args(["-G", "-F"])
+            .arg(&file)
+            .arg("h")
+            .output()
+            .expect("run ssh -G");
+        let ssh_err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(255), "ssh accepted {text:?}");
+        let shown = file.display().to_string();
+        let ssh_lines: Vec<&str> = ssh_err.lines().filter(|l| l.starts_with(&shown)).collect();
+        assert!(ssh_lines.len() >= 3, "ssh said: {ssh_err}");
+        for mode in [&["-G"][..], &["-D", "1080"][..]] {
+            let mut args: Vec<String> = mode.iter().map(|a| a.to_string()).collect();
+            args.extend([s("-F"), p(&file), s("h")]);
+            let (code, err) = up_exit(dir.path(), &args).await;
+            assert_eq!(code, Some(78), "{args:?}: {err}");
+            for line in &ssh_lines {
+                assert!(
+                    err.lines().any(|l| l == *line),
+                    "{args:?}: ssh's line {line:?} is missing from:\n{err}"
+                );
+            }
+        }
+    }
+    // A config file that is not there.
+    let (code, err) = up_exit(dir.path(), &[s("-F"), s("/no/such/config"), s("h")]).await;
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains("Can't open user config file /no/such/config"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_up_cannot_do_fails_with_78() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&[&str], &str)] = &[
+        (&["-F", "none", "h"], "nothing to serve: give -D"),
+        (
+            &[
+                "-F",
+                "none",
+                "-D",
+                "1080",
+                "-o",
+                "ProxyCommand=nc %h %p",
+                "h",
+            ],
+            "ProxyCommand",
+        ),
+        (
+            &["-F", "none", "-D", "myhost:1080", "h"],
+            "must be an IP address",
+        ),
+    ];
+    for (args, want) in cases {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (code, err) = up_exit(dir.path(), &args).await;
+        assert_eq!(code, Some(78), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: want {want:?} in:\n{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_host_key_and_wrong_key_fail_at_once() {
+    within(LIMIT, "up login failures", async {
+        let sshd = Sshd::start().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port().to_string();
+        let base = |kh: &Path, key: &Path| {
+            vec![
+                s("-F"),
+                s("none"),
+                s("-D"),
+                port.clone(),
+                s("-p"),
+                sshd.port().to_string(),
+                s("-i"),
+                p(key),
+                s("-o"),
+                format!("UserKnownHostsFile={}", kh.display()),
+                format!("{}@{}", sshd.user(), sshd.host()),
+            ]
+        };
+        let empty = sshd.empty_known_hosts();
+        let (code, err) = up_exit(dir.path(), &base(&empty, sshd.client_key())).await;
+        assert_eq!(code, Some(78), "{err}");
+        assert!(err.contains(&sshd.host_key_fingerprint()), "{err}");
+        let stranger = dir.path().join("stranger");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&stranger)
+            .output()
+            .expect("ssh-keygen");
+        assert!(out.status.success());
+        let (code, err) = up_exit(dir.path(), &base(sshd.known_hosts(), &stranger)).await;
+        assert_eq!(code, Some(78), "{err}");
+        assert!(err.contains("Permission denied"), "{err}");
+    })
+    .await;
+}
