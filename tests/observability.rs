@@ -387,10 +387,13 @@ async fn readyz_follows_the_jump_host() {
         assert_eq!(get(admin, "/readyz").await, (200, "ready\n".to_string()));
 
         let addr = SocketAddr::new(sshd.host(), sshd.port());
+        // Timed from the start of the kill: kill_sshd_tree stops the tree, kills it
+        // and returns once the port refuses, by which time the gate may have noticed.
+        let kill_began = Instant::now();
         let killed = kill_sshd_tree(sshd_pid(&sshd), addr).await;
-        let killed_at = Instant::now();
+        let kill_took = kill_began.elapsed();
         let (down_after, down_body) =
-            poll_readyz(admin, 503, killed_at, Duration::from_secs(10)).await;
+            poll_readyz(admin, 503, kill_began, Duration::from_secs(10)).await;
         assert!(
             down_body.contains("not ready") && down_body.contains("upstream jump"),
             "the 503 body names the upstream: {down_body:?}"
@@ -405,13 +408,17 @@ async fn readyz_follows_the_jump_host() {
             "{metrics}"
         );
 
+        // Timed from spawning sshd (restart_sshd returns once its banner is seen).
+        let restart_began = Instant::now();
         let _restarted = restart_sshd(&sshd).await;
-        let back_at = Instant::now();
-        let (up_after, body) = poll_readyz(admin, 200, back_at, Duration::from_secs(15)).await;
+        let banner_after = restart_began.elapsed();
+        let (up_after, body) =
+            poll_readyz(admin, 200, restart_began, Duration::from_secs(15)).await;
         assert_eq!(body, "ready\n");
         println!(
-            "/readyz: 503 {down_after:?} after sshd was killed ({killed} processes), \
-             200 {up_after:?} after sshd listened again; 503 body: {down_body:?}"
+            "/readyz: 503 {down_after:?} after the kill began (kill of {killed} sshd processes \
+             done at {kill_took:?}); 200 {up_after:?} after sshd was started again (banner at \
+             {banner_after:?}); 503 body: {down_body:?}"
         );
     })
     .await;
