@@ -107,6 +107,13 @@ fn pick_host(hosts: &[HostHealth], sessions: &[Arc<JumpSession>], now: Instant) 
 impl Pool {
     pub fn new(settings: SessionSettings) -> Arc<Pool> {
         let hosts = vec![HostHealth::default(); settings.upstream.hosts.len()];
+        // Both session series exist (at 0) from the start, so an upstream that has
+        // never had a session shows `ready 0` instead of no series, which alerts
+        // such as JumpgateUpstreamDown could not see.
+        let sessions = &crate::metrics::get().sessions;
+        for state in ["ready", "connecting"] {
+            sessions.with_label_values(&[&settings.upstream.name, state]);
+        }
         Arc::new(Pool {
             settings: Arc::new(settings),
             state: Mutex::new(State {
