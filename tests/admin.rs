@@ -12,7 +12,7 @@ use crate::support::{gate, refused_addr, targets, within, Gate, GateConfig, Sshd
 const TEST_LIMIT: Duration = Duration::from_secs(60);
 
 /// The admin address from the `listening listener=admin ... addr=` line.
-async fn admin_addr(gate: &mut Gate) -> SocketAddr {
+pub async fn admin_addr(gate: &mut Gate) -> SocketAddr {
     let line = gate
         .wait_log(Duration::from_secs(10), |l| {
             l.contains("listening") && l.contains("listener=admin")
@@ -23,7 +23,7 @@ async fn admin_addr(gate: &mut Gate) -> SocketAddr {
 }
 
 /// A plain HTTP/1.1 GET: (status, body).
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect admin");

@@ -8,6 +8,7 @@
 //! - `errors`: SOCKS reply codes, host key and key file errors, config errors and exit
 //!   codes, handshake timeouts, garbage on the SOCKS port.
 //! - `netns`: a private network behind the jump host, names resolved only there.
+//! - `status`: `/status`, the status page in headless Chromium, `jumpgate status`.
 //! - `stress`: long transfers through one session, and memory over many tunnels.
 //!
 //! Set `JG_TEST_STANDIN=ssh` to run the gate-based tests against `ssh -N -D` instead of
@@ -18,6 +19,7 @@ mod errors;
 mod faults;
 mod netns;
 mod pool;
+mod status;
 mod stress;
 mod support;
 mod tunnel;
