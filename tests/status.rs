@@ -7,6 +7,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jumpgate::status::Status;
@@ -333,8 +335,91 @@ async fn status_page_in_headless_chromium() {
             bytes.len()
         );
         eprintln!("status page screenshot: {}", png.display());
+
+        // jumpgate goes away after the first poll: the page says so and keeps
+        // showing what it had.
+        let (_, page) = get(scene.admin, "/").await;
+        let (_, json) = get(scene.admin, "/status").await;
+        let vanishing = VanishingAdmin::start(page, json).await;
+        let url = format!("http://{}/", vanishing.addr);
+        let dom = headless(&browser, scene.gate.dir(), &url, &["--dump-dom".into()]).await;
+        assert!(
+            vanishing.polls() >= 2,
+            "the page polled {} times",
+            vanishing.polls()
+        );
+        let banner = element(&dom, "<p id=\"banner\"", "</p>").expect("banner element");
+        assert!(
+            banner.contains("class=\"shown\"") && banner.contains("Cannot reach jumpgate"),
+            "{banner}"
+        );
+        assert!(banner.contains("Showing the last data"), "{banner}");
+        let row = element(
+            &dom,
+            &format!("<tr data-session-id=\"{}\"", session.id),
+            "</tr>",
+        )
+        .unwrap_or_else(|| panic!("the last data is gone:\n{dom}"));
+        assert_eq!(field(row, "channels"), Some("1"), "{row}");
     })
     .await;
+}
+
+/// Serves the status page, answers its first `/status` poll with `json` and
+/// every later one with 503, like a jumpgate that went away.
+struct VanishingAdmin {
+    addr: SocketAddr,
+    polls: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl VanishingAdmin {
+    async fn start(page: String, json: String) -> VanishingAdmin {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the stand-in admin");
+        let addr = listener.local_addr().expect("local_addr");
+        let polls = Arc::new(AtomicUsize::new(0));
+        let counter = polls.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split_whitespace().nth(1).unwrap_or("/");
+                let (code, kind, body) = match path {
+                    "/status" if counter.fetch_add(1, Ordering::SeqCst) == 0 => {
+                        ("200 OK", "application/json", json.as_str())
+                    }
+                    "/status" => ("503 Service Unavailable", "text/plain", "gone\n"),
+                    _ => ("200 OK", "text/html; charset=utf-8", page.as_str()),
+                };
+                let reply = format!(
+                    "HTTP/1.1 {code}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tcp.write_all(reply.as_bytes()).await;
+            }
+        });
+        VanishingAdmin { addr, polls, task }
+    }
+
+    fn polls(&self) -> usize {
+        self.polls.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for VanishingAdmin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// `jumpgate ARGS`, run to its exit: (code, stdout, stderr).
