@@ -220,6 +220,10 @@ async fn headless(browser: &Path, work: &Path, url: &str, args: &[String]) -> St
         "--disable-component-update",
         "--disable-sync",
         "--virtual-time-budget=5000",
+        // No name resolves: nothing the browser might want besides the page
+        // (an IP literal on loopback) can be looked up, on top of the
+        // offline resolver.
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
     ])
     .arg(format!("--user-data-dir={}", profile.path().display()))
     .args(args)
