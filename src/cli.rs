@@ -58,6 +58,14 @@ enum Command {
         #[arg(short, long, default_value = "/etc/jumpgate/jumpgate.toml")]
         config: PathBuf,
     },
+    /// Show a running jumpgate's upstreams, sessions, listeners, limits and
+    /// recent errors (from its admin endpoint's /status); exit 0 when ready.
+    Status {
+        /// The admin endpoint (`[admin] bind`), as http://HOST:PORT.
+        #[arg(long, value_name = "URL", default_value = crate::status_table::DEFAULT_ADMIN,
+              value_parser = crate::status_table::AdminUrl::parse)]
+        admin: crate::status_table::AdminUrl,
+    },
     /// No setup: a built-in jump host and a SOCKS5 endpoint to try.
     Demo {
         /// Port to try first (the next free one is used if taken).
@@ -93,6 +101,7 @@ pub fn main() -> ExitCode {
             Command::Run { config } => run(&config).await,
             Command::Check { config } => check(&config).await,
             Command::Demo { port } => crate::demo::run(port).await,
+            Command::Status { admin } => crate::status_table::run(&admin).await,
         }
     });
     ExitCode::from(code)

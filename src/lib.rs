@@ -19,4 +19,5 @@ pub mod proxy;
 pub mod relay;
 pub mod ssh;
 pub mod status;
+pub mod status_table;
 pub mod telemetry;

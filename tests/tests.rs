@@ -10,6 +10,7 @@
 //! - `netns`: a private network behind the jump host, names resolved only there.
 //! - `observability`: the admin endpoint with real monitoring parts: `promtool check
 //!   metrics`, a real Prometheus scraping the gate, `/readyz` flips when sshd dies.
+//! - `status`: `/status`, the status page in headless Chromium, `jumpgate status`.
 //! - `stress`: long transfers through one session, and memory over many tunnels.
 //!
 //! Set `JG_TEST_STANDIN=ssh` to run the gate-based tests against `ssh -N -D` instead of
@@ -21,6 +22,7 @@ mod faults;
 mod netns;
 mod observability;
 mod pool;
+mod status;
 mod stress;
 mod support;
 mod tunnel;
