@@ -1180,6 +1180,129 @@ handshake_timeout = "3s"
     }
 
     #[test]
+    fn forward_listener_needs_to_and_socks_refuses_it() {
+        let fwd = GOOD.replace(
+            "name = \"browser\"",
+            "name = \"browser\"\nkind = \"forward\"\nto = \"db.internal:5432\"",
+        );
+        let c = parse(&fwd).expect("valid forward");
+        assert_eq!(
+            c.listeners[0].kind,
+            ListenerKind::Forward {
+                host: "db.internal".into(),
+                port: 5432
+            }
+        );
+        let v6 = fwd.replace("db.internal:5432", "[::1]:22");
+        assert_eq!(
+            parse(&v6).expect("v6").listeners[0].kind,
+            ListenerKind::Forward {
+                host: "::1".into(),
+                port: 22
+            }
+        );
+        let missing = GOOD.replace(
+            "name = \"browser\"",
+            "name = \"browser\"\nkind = \"forward\"",
+        );
+        let e = parse(&missing).expect_err("no to").to_string();
+        assert!(
+            e.contains(":11: listener browser: kind = \"forward\" needs to = \"host:port\""),
+            "{e}"
+        );
+        let no_port = fwd.replace("db.internal:5432", "db.internal");
+        let e = parse(&no_port).expect_err("no port").to_string();
+        assert!(
+            e.contains(":12: listener browser: to = \"db.internal\": expected host:port"),
+            "{e}"
+        );
+        let socks_to = GOOD.replace(
+            "name = \"browser\"",
+            "name = \"browser\"\nto = \"x:1\"",
+        );
+        let e = parse(&socks_to).expect_err("socks to").to_string();
+        assert!(
+            e.contains(":11: listener browser: to = ... is only for kind = \"forward\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn remote_forwards_are_typed_and_checked() {
+        let text = GOOD.replace(
+            "user = \"ci\"",
+            "user = \"ci\"\nexit_on_forward_failure = true\nremote_forwards = [\n  \
+             { bind = \"8080\", to = \"127.0.0.1:80\" },\n  \
+             { bind = \"0.0.0.0:0\", to = \"[::1]:22\" },\n  \
+             { bind = \"[::1]:9000\", to = \"web:8000\" },\n]",
+        );
+        let c = parse(&text).expect("valid");
+        let u = &c.upstreams[0];
+        assert!(u.exit_on_forward_failure);
+        let rf = |bh: &str, bp, th: &str, tp| RemoteForward {
+            bind_host: bh.into(),
+            bind_port: bp,
+            to_host: th.into(),
+            to_port: tp,
+        };
+        assert_eq!(
+            u.remote_forwards,
+            vec![
+                rf("localhost", 8080, "127.0.0.1", 80),
+                rf("0.0.0.0", 0, "::1", 22),
+                rf("::1", 9000, "web", 8000),
+            ]
+        );
+        assert_eq!(
+            u.remote_forwards[2].to_string(),
+            "[::1]:9000 -> web:8000"
+        );
+        assert!(!parse(GOOD).expect("valid").upstreams[0].exit_on_forward_failure);
+        let with = |line: &str| GOOD.replace("user = \"ci\"", &format!("user = \"ci\"\n{line}"));
+        let e = parse(&with("remote_forwards = [{ bind = \"x:y\", to = \"h:1\" }]"))
+            .expect_err("bind")
+            .to_string();
+        assert!(
+            e.contains(":6: upstream corp: remote_forwards bind = \"x:y\": expected [host:]port"),
+            "{e}"
+        );
+        let e = parse(&with("remote_forwards = [{ bind = \"80\", to = \"h\" }]"))
+            .expect_err("to")
+            .to_string();
+        assert!(e.contains("remote_forwards to = \"h\": expected host:port"), "{e}");
+        let e = parse(&with("remote_forwards = [{ bind = \"80\" }]"))
+            .expect_err("missing to")
+            .to_string();
+        assert!(e.contains(":6: ") && e.contains("to"), "{e}");
+        let e = parse(&with(
+            "remote_forwards = [{ bind = \"80\", to = \"h:1\" }, { bind = \"80\", to = \"h:2\" }]",
+        ))
+        .expect_err("twice")
+        .to_string();
+        assert!(e.contains("bind = \"80\" is used twice"), "{e}");
+        let e = parse(&with(
+            "sessions = { min = 0, max = 2 }\nremote_forwards = [{ bind = \"80\", to = \"h:1\" }]",
+        ))
+        .expect_err("min 0")
+        .to_string();
+        assert!(e.contains(":7: upstream corp: remote_forwards need a session"), "{e}");
+    }
+
+    #[test]
+    fn remote_bind_forms() {
+        let b = |s: &str| parse_remote_bind(s);
+        assert_eq!(b("8080"), Some(("localhost".into(), 8080)));
+        assert_eq!(b("0"), Some(("localhost".into(), 0)));
+        assert_eq!(b("127.0.0.1:22"), Some(("127.0.0.1".into(), 22)));
+        assert_eq!(b("[::1]:22"), Some(("::1".into(), 22)));
+        assert_eq!(b("*:22"), Some(("*".into(), 22)));
+        assert_eq!(b("::1:22"), None);
+        assert_eq!(b(":22"), None);
+        assert_eq!(b("host:70000"), None);
+        assert_eq!(b("host"), None);
+    }
+
+    #[test]
     fn bind_forms() {
         assert_eq!(
             parse_bind("1080"),
