@@ -12,7 +12,7 @@ use crate::support::{gate, refused_addr, targets, within, Gate, GateConfig, Sshd
 const TEST_LIMIT: Duration = Duration::from_secs(60);
 
 /// The admin address from the `listening listener=admin ... addr=` line.
-async fn admin_addr(gate: &mut Gate) -> SocketAddr {
+pub(crate) async fn admin_addr(gate: &mut Gate) -> SocketAddr {
     let line = gate
         .wait_log(Duration::from_secs(10), |l| {
             l.contains("listening") && l.contains("listener=admin")
@@ -23,7 +23,7 @@ async fn admin_addr(gate: &mut Gate) -> SocketAddr {
 }
 
 /// A plain HTTP/1.1 GET: (status, body).
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect admin");
@@ -48,7 +48,7 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 /// The value of the sample whose line starts with `series` (name and labels).
-fn sample(metrics: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))

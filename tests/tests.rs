@@ -8,6 +8,8 @@
 //! - `errors`: SOCKS reply codes, host key and key file errors, config errors and exit
 //!   codes, handshake timeouts, garbage on the SOCKS port.
 //! - `netns`: a private network behind the jump host, names resolved only there.
+//! - `forward`: `forward` listeners (ssh -L) and `remote_forwards` (ssh -R), including
+//!   re-establishing remote forwards after the jump host's sshd restarts.
 //! - `stress`: long transfers through one session, and memory over many tunnels.
 //!
 //! Set `JG_TEST_STANDIN=ssh` to run the gate-based tests against `ssh -N -D` instead of
@@ -16,6 +18,7 @@
 mod admin;
 mod errors;
 mod faults;
+mod forward;
 mod netns;
 mod pool;
 mod stress;
