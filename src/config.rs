@@ -196,7 +196,10 @@ pub enum ListenerKind {
     Socks5,
     /// LocalForward (ssh -L): every connection goes to this fixed
     /// destination, resolved on the jump host.
-    Forward { host: String, port: u16 },
+    Forward {
+        host: String,
+        port: u16,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -728,7 +731,9 @@ impl Cx<'_> {
             {
                 return Err(self.err(
                     &r.bind,
-                    format!("upstream {upstream}: remote_forwards bind = {bind_text:?} is used twice"),
+                    format!(
+                        "upstream {upstream}: remote_forwards bind = {bind_text:?} is used twice"
+                    ),
                 ));
             }
             out.push(f);
@@ -1216,10 +1221,7 @@ handshake_timeout = "3s"
             e.contains(":12: listener browser: to = \"db.internal\": expected host:port"),
             "{e}"
         );
-        let socks_to = GOOD.replace(
-            "name = \"browser\"",
-            "name = \"browser\"\nto = \"x:1\"",
-        );
+        let socks_to = GOOD.replace("name = \"browser\"", "name = \"browser\"\nto = \"x:1\"");
         let e = parse(&socks_to).expect_err("socks to").to_string();
         assert!(
             e.contains(":11: listener browser: to = ... is only for kind = \"forward\""),
@@ -1253,15 +1255,14 @@ handshake_timeout = "3s"
                 rf("::1", 9000, "web", 8000),
             ]
         );
-        assert_eq!(
-            u.remote_forwards[2].to_string(),
-            "[::1]:9000 -> web:8000"
-        );
+        assert_eq!(u.remote_forwards[2].to_string(), "[::1]:9000 -> web:8000");
         assert!(!parse(GOOD).expect("valid").upstreams[0].exit_on_forward_failure);
         let with = |line: &str| GOOD.replace("user = \"ci\"", &format!("user = \"ci\"\n{line}"));
-        let e = parse(&with("remote_forwards = [{ bind = \"x:y\", to = \"h:1\" }]"))
-            .expect_err("bind")
-            .to_string();
+        let e = parse(&with(
+            "remote_forwards = [{ bind = \"x:y\", to = \"h:1\" }]",
+        ))
+        .expect_err("bind")
+        .to_string();
         assert!(
             e.contains(":6: upstream corp: remote_forwards bind = \"x:y\": expected [host:]port"),
             "{e}"
@@ -1269,7 +1270,10 @@ handshake_timeout = "3s"
         let e = parse(&with("remote_forwards = [{ bind = \"80\", to = \"h\" }]"))
             .expect_err("to")
             .to_string();
-        assert!(e.contains("remote_forwards to = \"h\": expected host:port"), "{e}");
+        assert!(
+            e.contains("remote_forwards to = \"h\": expected host:port"),
+            "{e}"
+        );
         let e = parse(&with("remote_forwards = [{ bind = \"80\" }]"))
             .expect_err("missing to")
             .to_string();
@@ -1285,7 +1289,10 @@ handshake_timeout = "3s"
         ))
         .expect_err("min 0")
         .to_string();
-        assert!(e.contains(":7: upstream corp: remote_forwards need a session"), "{e}");
+        assert!(
+            e.contains(":7: upstream corp: remote_forwards need a session"),
+            "{e}"
+        );
     }
 
     #[test]

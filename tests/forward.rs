@@ -72,7 +72,9 @@ fn payload(seed: u64, n: usize) -> Vec<u8> {
 
 /// What the client of a failed forward sees: how its connection ended.
 async fn read_end(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect(addr).await.expect("connect forward port");
+    let mut s = TcpStream::connect(addr)
+        .await
+        .expect("connect forward port");
     let mut buf = [0u8; 64];
     match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
         Ok(Ok(0)) => "EOF".into(),
@@ -107,7 +109,8 @@ async fn forward_listener_carries_a_page_and_exact_bytes() {
         let web_fwd = listener_addr(&mut gate, "web").await;
         let up_fwd = listener_addr(&mut gate, "up").await;
         assert!(
-            gate.log_text().contains(&format!("to=localhost:{}", web.port())),
+            gate.log_text()
+                .contains(&format!("to=localhost:{}", web.port())),
             "the listening line names the destination:\n{}",
             gate.log_text()
         );
@@ -311,9 +314,9 @@ async fn remote_forward_reaches_a_local_target_and_survives_an_sshd_restart() {
         );
         let remote = SocketAddr::from(([127, 0, 0, 1], port));
         let data = payload(2, 2 * MIB as usize);
-        let back = echo_exchange(remote, &data)
-            .await
-            .unwrap_or_else(|e| panic!("echo through the remote forward: {e}\n{}", gate.log_text()));
+        let back = echo_exchange(remote, &data).await.unwrap_or_else(|e| {
+            panic!("echo through the remote forward: {e}\n{}", gate.log_text())
+        });
         assert!(back == data, "echo through the remote forward differs");
         assert!(echo.accepted() >= 1);
 
@@ -420,8 +423,10 @@ async fn refused_remote_forward_exits_or_is_retried() {
         let echo = targets::echo().await;
         let taken = StdListener::bind("127.0.0.1:0").expect("bind a port to block");
         let port = taken.local_addr().expect("addr").port();
-        let forward =
-            format!("remote_forwards = [{{ bind = \"127.0.0.1:{port}\", to = \"{}\" }}]", echo.addr());
+        let forward = format!(
+            "remote_forwards = [{{ bind = \"127.0.0.1:{port}\", to = \"{}\" }}]",
+            echo.addr()
+        );
 
         let cfg = GateConfig::new(&sshd)
             .upstream_line("exit_on_forward_failure = true")
@@ -527,7 +532,10 @@ async fn remote_forward_moves_to_another_session_when_its_session_dies() {
         })
         .await;
         let remote = SocketAddr::from(([127, 0, 0, 1], port));
-        assert_eq!(echo_exchange(remote, b"first").await.expect("echo"), b"first");
+        assert_eq!(
+            echo_exchange(remote, b"first").await.expect("echo"),
+            b"first"
+        );
 
         // Only processes of our own sshd: the holder of the port and its monitor.
         let ours = crate::pool::descendants(sshd_pid(&sshd));

@@ -84,7 +84,12 @@ impl ForwardListener {
         debug!(listener = %self.name, "stopped accepting");
     }
 
-    async fn serve_client(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, force: CancellationToken) {
+    async fn serve_client(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        force: CancellationToken,
+    ) {
         let accepted = std::time::Instant::now();
         let m = &self.metrics;
         let _active = Active::new(m.active.clone());

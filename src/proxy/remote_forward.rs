@@ -125,7 +125,8 @@ impl RemoteForwarder {
         let accept = async {
             while let Some(fc) = incoming.recv().await {
                 let me = self.clone();
-                let span = info_span!("rforward", upstream = %self.pool.name(), from = %fc.originator);
+                let span =
+                    info_span!("rforward", upstream = %self.pool.name(), from = %fc.originator);
                 tracker.spawn(me.serve(fc, force.clone()).instrument(span));
             }
         };
@@ -225,8 +226,7 @@ impl RemoteForwarder {
     async fn request(&self, owner: &JumpSession, i: usize) -> Request {
         let f = &self.forwards[i].cfg;
         let within = self.pool.settings.upstream.connect_timeout;
-        match tokio::time::timeout(within, owner.request_forward(&f.bind_host, f.bind_port)).await
-        {
+        match tokio::time::timeout(within, owner.request_forward(&f.bind_host, f.bind_port)).await {
             Ok(Ok(port)) => {
                 info!(
                     upstream = %self.pool.name(), session = owner.id, forward = %f,
