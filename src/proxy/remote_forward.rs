@@ -16,7 +16,6 @@
 //! through a bounded queue; `daemon` runs `RemoteForwarder::run`.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -44,10 +43,6 @@ pub enum ForwardError {
         bind: String,
     },
 }
-
-/// How often the owner is looked for when the pool has no session (the
-/// pool's change notification usually comes first).
-const OWNER_POLL: Duration = Duration::from_secs(1);
 
 /// The remote forwards of one upstream.
 pub struct RemoteForwarder {
@@ -145,14 +140,9 @@ impl RemoteForwarder {
         let mut established = vec![false; self.forwards.len()];
         let mut complained = vec![false; self.forwards.len()];
         loop {
-            let owner = loop {
-                if let Some(s) = self.pool.forward_owner() {
-                    break s;
-                }
-                tokio::select! {
-                    _ = self.pool.wait_changed(OWNER_POLL) => {}
-                    _ = drain.cancelled() => return Ok(()),
-                }
+            let owner = tokio::select! {
+                s = self.pool.wait_forward_owner() => s,
+                _ = drain.cancelled() => return Ok(()),
             };
             let mut backoff = Jitter::new(u.reconnect);
             let mut pending: Vec<usize> = (0..self.forwards.len()).collect();

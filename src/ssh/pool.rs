@@ -163,10 +163,20 @@ impl Pool {
             .cloned()
     }
 
-    /// Waits until the pool changes (a session came or went, a channel was
-    /// released) or `at_most` passed.
-    pub(crate) async fn wait_changed(&self, at_most: Duration) {
-        let _ = tokio::time::timeout(at_most, self.changed.notified()).await;
+    /// Waits for a session to hold the remote forwards (`forward_owner`).
+    pub(crate) async fn wait_forward_owner(&self) -> Arc<JumpSession> {
+        loop {
+            // Registered before looking, so a session that becomes ready in
+            // between still wakes us.
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(s) = self.forward_owner() {
+                return s;
+            }
+            // The poll is only a safety net; the notification comes first.
+            let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+        }
     }
 
     /// Records an error for `/status`.
