@@ -178,6 +178,11 @@ impl Daemon {
             .collect()
     }
 
+    /// The admin endpoint's bound address, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|t| t.local_addr().ok())
+    }
+
     pub fn upstreams(&self) -> &[Arc<Pool>] {
         &self.upstreams
     }

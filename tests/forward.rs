@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use crate::admin::{admin_addr, get, sample};
 use crate::pool::{kill_sshd_tree, restart_sshd, sshd_pid};
+use crate::support::admin::{admin_addr, get, sample};
 use crate::support::pattern;
 use crate::support::process::{offline_tokio_command, run_for};
 use crate::support::{free_port, gate, refused_addr, targets, within, Gate, GateConfig};

@@ -10,6 +10,8 @@
 //! - `netns`: a private network behind the jump host, names resolved only there.
 //! - `forward`: `forward` listeners (ssh -L) and `remote_forwards` (ssh -R), including
 //!   re-establishing remote forwards after the jump host's sshd restarts.
+//! - `observability`: the admin endpoint with real monitoring parts: `promtool check
+//!   metrics`, a real Prometheus scraping the gate, `/readyz` flips when sshd dies.
 //! - `stress`: long transfers through one session, and memory over many tunnels.
 //!
 //! Set `JG_TEST_STANDIN=ssh` to run the gate-based tests against `ssh -N -D` instead of
@@ -20,6 +22,7 @@ mod errors;
 mod faults;
 mod forward;
 mod netns;
+mod observability;
 mod pool;
 mod stress;
 mod support;

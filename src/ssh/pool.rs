@@ -116,6 +116,13 @@ fn pick_host(hosts: &[HostHealth], sessions: &[Arc<JumpSession>], now: Instant) 
 impl Pool {
     pub fn new(mut settings: SessionSettings) -> Arc<Pool> {
         let hosts = vec![HostHealth::default(); settings.upstream.hosts.len()];
+        // Both session series exist (at 0) from the start, so an upstream that has
+        // never had a session shows `ready 0` instead of no series, which alerts
+        // such as JumpgateUpstreamDown could not see.
+        let sessions = &crate::metrics::get().sessions;
+        for state in ["ready", "connecting", "draining"] {
+            sessions.with_label_values(&[&settings.upstream.name, state]);
+        }
         let forwarded = if settings.upstream.remote_forwards.is_empty() {
             None
         } else {
@@ -489,11 +496,27 @@ impl Pool {
     }
 
     /// Removes a dead or retired session and tells waiters.
-    fn forget(&self, s: &Arc<JumpSession>) {
-        crate::metrics::get()
-            .sessions
-            .with_label_values(&[self.name(), "ready"])
-            .dec();
+    /// Disconnects politely, counted as `draining` (not `ready`) meanwhile.
+    /// Returns false: the session no longer counts as ready (for `forget`).
+    async fn drain(&self, s: &Arc<JumpSession>, why: &str) -> bool {
+        let sessions = &crate::metrics::get().sessions;
+        let draining = sessions.with_label_values(&[self.name(), "draining"]);
+        sessions.with_label_values(&[self.name(), "ready"]).dec();
+        draining.inc();
+        s.disconnect(why).await;
+        draining.dec();
+        false
+    }
+
+    /// Removes a session that ended; `counted_ready` says whether it still
+    /// counts in `jumpgate_sessions{state="ready"}`.
+    fn forget(&self, s: &Arc<JumpSession>, counted_ready: bool) {
+        if counted_ready {
+            crate::metrics::get()
+                .sessions
+                .with_label_values(&[self.name(), "ready"])
+                .dec();
+        }
         let mut st = self.lock();
         st.sessions.retain(|x| x.id != s.id && !x.is_dead());
         self.log_readiness(&mut st);
@@ -522,7 +545,7 @@ impl Pool {
                     last_error_logged = false;
                     let span =
                         info_span!("session", upstream = %self.name(), id = session.id, slot);
-                    async {
+                    let counted_ready = async {
                         info!(host = %self.settings.describe(target), "session ready");
                         tokio::select! {
                             _ = session.closed() => {
@@ -533,15 +556,16 @@ impl Pool {
                                     session.id,
                                     self.settings.describe(target)
                                 ));
+                                true
                             }
                             _ = self.stop.cancelled() => {
-                                session.disconnect("jumpgate shutting down").await;
+                                self.drain(&session, "jumpgate shutting down").await
                             }
                         }
                     }
                     .instrument(span)
                     .await;
-                    self.forget(&session);
+                    self.forget(&session, counted_ready);
                 }
                 None => {
                     let wait = backoff.next_wait();
@@ -574,7 +598,7 @@ impl Pool {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             let span =
                 info_span!("session", upstream = %me.name(), id = session.id, slot = "extra");
-            async {
+            let counted_ready = async {
                 info!(host = %me.settings.describe(target), "extra session ready");
                 let idle = me.settings.upstream.sessions.idle_timeout;
                 let mut idle_since: Option<Instant> = None;
@@ -588,11 +612,10 @@ impl Pool {
                                 session.id,
                                 me.settings.describe(target)
                             ));
-                            break;
+                            break true;
                         }
                         _ = me.stop.cancelled() => {
-                            session.disconnect("jumpgate shutting down").await;
-                            break;
+                            break me.drain(&session, "jumpgate shutting down").await;
                         }
                         _ = tokio::time::sleep(idle.min(Duration::from_secs(1))) => {}
                     }
@@ -603,14 +626,13 @@ impl Pool {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= idle && me.above_min() && session.retire() {
                         info!("idle extra session closed");
-                        session.disconnect("idle").await;
-                        break;
+                        break me.drain(&session, "idle").await;
                     }
                 }
             }
             .instrument(span)
             .await;
-            me.forget(&session);
+            me.forget(&session, counted_ready);
         });
     }
 
