@@ -363,10 +363,12 @@ async fn remote_forward_on_a_server_allocated_port() {
     within(TEST_LIMIT, "test", async {
         let sshd = Sshd::start().await;
         let echo = targets::echo().await;
-        let cfg = GateConfig::new(&sshd).upstream_line(&format!(
+        let mut cfg = GateConfig::new(&sshd).upstream_line(&format!(
             "remote_forwards = [{{ bind = \"127.0.0.1:0\", to = \"{}\" }}]",
             echo.addr()
         ));
+        cfg.extra_toml
+            .push("\n[admin]\nbind = \"127.0.0.1:0\"".into());
         let mut gate = Gate::start(&cfg).await;
         let port = nth_remote_listening(&mut gate, 1, Duration::from_secs(10))
             .await
@@ -376,6 +378,32 @@ async fn remote_forward_on_a_server_allocated_port() {
             .await
             .unwrap_or_else(|e| panic!("echo via allocated port {port}: {e}\n{}", gate.log_text()));
         assert_eq!(back, b"allocated");
+
+        // Counted under the forward's own listener label, and listed in /status.
+        let admin = admin_addr(&mut gate).await;
+        let series = "jumpgate_connections_total{listener=\"jump:R127.0.0.1:0\",result=\"ok\"}";
+        let started = Instant::now();
+        loop {
+            let (_, metrics) = get(admin, "/metrics").await;
+            if sample(&metrics, series) == Some(1.0) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{series} is not 1:\n{metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (code, status) = get(admin, "/status").await;
+        assert_eq!(code, 200);
+        let v: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+        let listeners = v["listeners"].as_array().expect("listeners array");
+        assert!(
+            listeners.iter().any(|l| l["name"] == "jump:R127.0.0.1:0"
+                && l["kind"] == "remote_forward"
+                && l["connections_ok"] == 1),
+            "no remote_forward entry with 1 ok connection in /status: {status}"
+        );
     })
     .await;
 }
