@@ -10,6 +10,7 @@ command -v ssh >/dev/null || need+=(openssh-client)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
+command -v ss >/dev/null || need+=(iproute2) # ss: tests/forward.rs finds the sshd process holding a port
 command -v python3 >/dev/null || need+=(python3)
 # promtool and prometheus: tests/observability.rs runs both (and check-monitoring promtool).
 { [ -x /usr/bin/promtool ] && [ -x /usr/bin/prometheus ]; } || need+=(prometheus)

@@ -137,8 +137,13 @@ pub async fn serve_config(config: Config) -> u8 {
         error!(error = %e, "cannot install signal handlers");
         return EXIT_RUNTIME;
     }
-    daemon.serve(shutdown).await;
-    0
+    match daemon.serve(shutdown).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("jumpgate: {e}");
+            e.exit_code()
+        }
+    }
 }
 
 async fn run(path: &std::path::Path) -> u8 {

@@ -45,7 +45,7 @@ pub(crate) fn sshd_pid(sshd: &Sshd) -> u32 {
 }
 
 /// The parent PID of `pid` (from /proc/PID/stat), if the process exists.
-fn ppid_of(pid: u32) -> Option<u32> {
+pub(crate) fn ppid_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "PID (comm) STATE PPID ...": comm may contain spaces and parentheses.
     let after = &stat[stat.rfind(')')? + 1..];
@@ -53,7 +53,7 @@ fn ppid_of(pid: u32) -> Option<u32> {
 }
 
 /// Every live descendant of `root` (children, grandchildren, ...).
-fn descendants(root: u32) -> Vec<u32> {
+pub(crate) fn descendants(root: u32) -> Vec<u32> {
     let mut parent = BTreeMap::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
@@ -197,7 +197,7 @@ fn two_host_config(a: &Sshd, b: &Sshd) -> GateConfig {
 }
 
 /// Waits (bounded) until `cond` holds, polling every 20 ms.
-async fn until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
+pub(crate) async fn until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
     let started = Instant::now();
     while !cond() {
         assert!(started.elapsed() < limit, "{what}: not within {limit:?}");

@@ -8,6 +8,8 @@
 //! - `errors`: SOCKS reply codes, host key and key file errors, config errors and exit
 //!   codes, handshake timeouts, garbage on the SOCKS port.
 //! - `netns`: a private network behind the jump host, names resolved only there.
+//! - `forward`: `forward` listeners (ssh -L) and `remote_forwards` (ssh -R), including
+//!   re-establishing remote forwards after the jump host's sshd restarts.
 //! - `observability`: the admin endpoint with real monitoring parts: `promtool check
 //!   metrics`, a real Prometheus scraping the gate, `/readyz` flips when sshd dies.
 //! - `status`: `/status`, the status page in headless Chromium, `jumpgate status`.
@@ -19,6 +21,7 @@
 mod admin;
 mod errors;
 mod faults;
+mod forward;
 mod netns;
 mod observability;
 mod pool;

@@ -6,13 +6,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{cipher, Channel, ChannelOpenFailure};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
 
@@ -125,6 +125,24 @@ pub struct SessionSettings {
     pub upstream: Upstream,
     pub identities: Vec<Identity>,
     pub ssh: Arc<client::Config>,
+    /// Where `forwarded-tcpip` channels (remote forwards) go; None: the
+    /// jump host's attempts to open them are refused. Set by `Pool::new`.
+    pub forwarded: Option<mpsc::Sender<ForwardedChannel>>,
+}
+
+/// A connection the jump host accepted on one of our remote forwards
+/// (`forwarded-tcpip`), not yet confirmed: `ssh::remote_forward` connects
+/// the local target first and then accepts or rejects it, as ssh -R does.
+pub struct ForwardedChannel {
+    pub session: Arc<JumpSession>,
+    pub channel: Channel<client::Msg>,
+    pub reply: client::ChannelOpenHandle,
+    /// The address and port the jump host listened on (the allocated port
+    /// when we asked for port 0).
+    pub bound_host: String,
+    pub bound_port: u32,
+    /// Who connected to it, on the jump host's side.
+    pub originator: String,
 }
 
 impl SessionSettings {
@@ -134,6 +152,7 @@ impl SessionSettings {
             upstream,
             identities,
             ssh,
+            forwarded: None,
         }
     }
 
@@ -308,6 +327,12 @@ struct JumpHandler {
     /// russh's generic "unknown key".
     key_error: Arc<Mutex<Option<HostKeyError>>>,
     ended: Arc<Mutex<Option<String>>>,
+    /// Remote-forward connections go here; only on the last hop (the
+    /// upstream itself), never on ProxyJump hops.
+    forwarded: Option<mpsc::Sender<ForwardedChannel>>,
+    /// The session this handler belongs to, set once it is built (after
+    /// the handshake); forwarded channels are counted on it.
+    session: Arc<OnceLock<Weak<JumpSession>>>,
 }
 
 impl client::Handler for JumpHandler {
@@ -397,6 +422,50 @@ impl client::Handler for JumpHandler {
         self.failures.push(description.to_owned());
         Ok(())
     }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: Channel<client::Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        // Runs inside russh's session task: hand over, never wait here.
+        let session = self.session.get().and_then(Weak::upgrade);
+        let (Some(tx), Some(session)) = (&self.forwarded, session) else {
+            debug!(
+                bound = %connected_address, port = connected_port,
+                "refusing a forwarded-tcpip channel we did not ask for"
+            );
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let fc = ForwardedChannel {
+            session,
+            channel,
+            reply,
+            bound_host: connected_address.to_owned(),
+            bound_port: connected_port,
+            originator: format!("{originator_address}:{originator_port}"),
+        };
+        if let Err(e) = tx.try_send(fc) {
+            let (why, fc) = match e {
+                mpsc::error::TrySendError::Full(fc) => (ChannelOpenFailure::ResourceShortage, fc),
+                // Draining: no new remote-forward connections.
+                mpsc::error::TrySendError::Closed(fc) => {
+                    (ChannelOpenFailure::AdministrativelyProhibited, fc)
+                }
+            };
+            debug!(bound_port = connected_port, reason = ?why, "refusing a forwarded-tcpip channel");
+            fc.reply.reject(why).await;
+        }
+        Ok(())
+    }
 }
 
 impl JumpSession {
@@ -434,11 +503,14 @@ impl JumpSession {
             SOCKET_READ_BUFFER,
             super::quickack::QuickAck(tcp_connect(first).await?),
         );
-        let mut hop = handshake(settings, tcp, first, user0).await?;
+        let me: Arc<OnceLock<Weak<JumpSession>>> = Arc::default();
+        // Only the last hop (the upstream itself) gets remote-forward channels.
+        let slot_if = |last: bool| last.then(|| me.clone());
+        let mut hop = handshake(settings, tcp, first, user0, slot_if(rest.is_empty())).await?;
         // Outer hops stay alive as long as the session: the inner SSH
         // connection runs inside their channels.
         let mut outer = Vec::new();
-        for (user, next) in rest {
+        for (i, (user, next)) in rest.iter().enumerate() {
             let stream = hop
                 .handle
                 .channel_open_direct_tcpip(next.host.clone(), u32::from(next.port), "127.0.0.1", 0)
@@ -452,12 +524,13 @@ impl JumpSession {
                     },
                 })?
                 .into_stream();
-            let inner = handshake(settings, stream, next, user).await?;
+            let inner =
+                handshake(settings, stream, next, user, slot_if(i + 1 == rest.len())).await?;
             outer.push(hop);
             hop = inner;
         }
         let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(Arc::new(JumpSession {
+        let session = Arc::new(JumpSession {
             id,
             target,
             handle: hop.handle,
@@ -472,7 +545,33 @@ impl JumpSession {
             bytes_up: AtomicU64::new(0),
             bytes_down: AtomicU64::new(0),
             ended: hop.ended,
-        }))
+        });
+        let _ = me.set(Arc::downgrade(&session));
+        Ok(session)
+    }
+
+    /// Asks the jump host to listen on `host:port` for us (`tcpip-forward`);
+    /// returns the port it listens on (the allocated one for port 0).
+    pub async fn request_forward(&self, host: &str, port: u16) -> Result<u16, russh::Error> {
+        let got = self.handle.tcpip_forward(host, u32::from(port)).await?;
+        // OpenSSH answers a fixed port with an empty success (russh: 0).
+        Ok(if port == 0 {
+            u16::try_from(got).unwrap_or(0)
+        } else {
+            port
+        })
+    }
+
+    /// Counts a channel the jump host opened to us (a remote-forward
+    /// connection) like one of ours: in the load, the stall state and the
+    /// byte counters. No cap: refusing it would only break the forward.
+    pub fn adopt(self: &Arc<Self>, channel: Channel<client::Msg>) -> ChannelGuard {
+        self.channels.fetch_add(1, Ordering::AcqRel);
+        ChannelGuard {
+            channel: Some(channel),
+            session: self.clone(),
+            stalled: false,
+        }
     }
 
     /// Takes a channel slot if the session is usable and below `cap`.
@@ -715,6 +814,8 @@ async fn handshake<S>(
     stream: S,
     endpoint: &Endpoint,
     user: &str,
+    // Some on the last hop: where the handler finds its session.
+    session: Option<Arc<OnceLock<Weak<JumpSession>>>>,
 ) -> Result<Hop, ConnectError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -734,6 +835,8 @@ where
         upstream: u.name.clone(),
         key_error: key_error.clone(),
         ended: ended.clone(),
+        forwarded: session.as_ref().and(settings.forwarded.clone()),
+        session: session.unwrap_or_default(),
     };
     let mut handle = match client::connect_stream(settings.ssh.clone(), stream, handler).await {
         Ok(h) => h,
