@@ -113,6 +113,22 @@ pub struct Upstream {
     /// A tunnel whose client stopped reading is closed after this long, so
     /// that its session's other tunnels resume (see `relay`).
     pub stall_timeout: Duration,
+    /// Algorithm preferences; checked against what russh implements.
+    pub algorithms: Algorithms,
+    /// OpenSSH user certificates, each used with the identity file whose key
+    /// it certifies (besides `<identity>-cert.pub`, found automatically).
+    pub certificate_files: Vec<PathBuf>,
+}
+
+/// Algorithm lists in OpenSSH names, most preferred first (or OpenSSH's
+/// `+`/`-`/`^` modifiers on the defaults); `None` = jumpgate's defaults.
+/// See `ssh::algorithms`.
+#[derive(Clone, Debug, Default)]
+pub struct Algorithms {
+    pub kex: Option<Vec<String>>,
+    pub ciphers: Option<Vec<String>>,
+    pub macs: Option<Vec<String>>,
+    pub host_key_algorithms: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +221,12 @@ struct RawUpstream {
     keepalive: Option<Spanned<RawKeepalive>>,
     reconnect: Option<Spanned<RawBackoff>>,
     connect_timeout: Option<Spanned<String>>,
+    kex: Option<Spanned<Vec<String>>>,
+    ciphers: Option<Spanned<Vec<String>>>,
+    macs: Option<Spanned<Vec<String>>>,
+    host_key_algorithms: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    certificate_files: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -557,6 +579,12 @@ impl Cx<'_> {
             u.stall_timeout.as_ref(),
             DEFAULT_STALL_TIMEOUT,
         )?;
+        let algorithms = self.algorithms(u)?;
+        let certificate_files = u
+            .certificate_files
+            .iter()
+            .map(|p| expand_tilde(p.get_ref()))
+            .collect();
         Ok(Upstream {
             name,
             hosts,
@@ -573,6 +601,26 @@ impl Cx<'_> {
             sessions,
             max_channels_per_session,
             stall_timeout,
+            algorithms,
+            certificate_files,
+        })
+    }
+
+    /// The four algorithm lists, each checked where it is written.
+    fn algorithms(&self, u: &RawUpstream) -> Result<Algorithms, ConfigError> {
+        use crate::ssh::algorithms::{resolve, Kind};
+        let list = |kind: Kind, v: &Option<Spanned<Vec<String>>>| match v {
+            None => Ok(None),
+            Some(l) => match resolve(kind, Some(l.get_ref())) {
+                Ok(_) => Ok(Some(l.get_ref().clone())),
+                Err(e) => Err(self.err(l, e.to_string())),
+            },
+        };
+        Ok(Algorithms {
+            kex: list(Kind::Kex, &u.kex)?,
+            ciphers: list(Kind::Cipher, &u.ciphers)?,
+            macs: list(Kind::Mac, &u.macs)?,
+            host_key_algorithms: list(Kind::HostKey, &u.host_key_algorithms)?,
         })
     }
 
@@ -930,6 +978,40 @@ handshake_timeout = "3s"
             .contains("not both"));
         assert_eq!(parse_endpoint("h:0", 22), None);
         assert_eq!(parse_endpoint("::1", 22).map(|e| e.port), Some(22));
+    }
+
+    #[test]
+    fn algorithm_lists_and_certificates() {
+        let c = parse(GOOD).expect("valid");
+        assert!(c.upstreams[0].algorithms.ciphers.is_none());
+        assert!(c.upstreams[0].certificate_files.is_empty());
+        let text = GOOD.replace(
+            "user = \"ci\"",
+            "user = \"ci\"\nciphers = [\"aes256-ctr\"]\nkex = [\"curve25519-sha256\"]\n\
+             macs = [\"+hmac-sha1\"]\nhost_key_algorithms = [\"ssh-ed25519\"]\n\
+             certificate_files = [\"~/.ssh/id_ed25519-cert.pub\"]",
+        );
+        let u = &parse(&text).expect("valid").upstreams[0];
+        assert_eq!(
+            u.algorithms.ciphers.as_deref(),
+            Some(&["aes256-ctr".to_owned()][..])
+        );
+        assert_eq!(
+            u.algorithms.macs.as_deref(),
+            Some(&["+hmac-sha1".to_owned()][..])
+        );
+        assert!(u.certificate_files[0].ends_with(".ssh/id_ed25519-cert.pub"));
+        assert!(!u.certificate_files[0].starts_with("~"));
+        let bad = GOOD.replace(
+            "user = \"ci\"",
+            "user = \"ci\"\nciphers = [\"aes256-ctr\"]\nmacs = [\"hmac-md5\"]",
+        );
+        let e = parse(&bad).expect_err("md5").to_string();
+        assert!(
+            e.starts_with("/etc/jumpgate.toml:7: macs: \"hmac-md5\" is not supported"),
+            "{e}"
+        );
+        assert!(e.contains("hmac-sha2-256-etm@openssh.com"), "{e}");
     }
 
     #[test]

@@ -101,6 +101,8 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
         sessions: DEFAULT_SESSIONS,
         max_channels_per_session: DEFAULT_MAX_CHANNELS,
         stall_timeout: DEFAULT_STALL_TIMEOUT,
+        algorithms: Default::default(),
+        certificate_files: vec![],
     };
     let ids = identity::load_all(&upstream.identity_files, None)?;
     drop(ids); // loaded again by the daemon; this only fails early with a clear error

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
-use russh::{cipher, Channel, ChannelOpenFailure};
+use russh::{Channel, ChannelOpenFailure};
 use tokio::sync::Notify;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
@@ -181,15 +181,8 @@ impl SessionSettings {
 /// Our russh client settings; see DESIGN.md "Facts" for why each differs.
 fn russh_config(u: &Upstream) -> client::Config {
     let mut c = client::Config::default();
-    // AES-GCM is fastest where the CPU has AES instructions, and russh does
-    // not list it by default.
-    c.preferred.cipher = std::borrow::Cow::Owned(vec![
-        cipher::AES_128_GCM,
-        cipher::CHACHA20_POLY1305,
-        cipher::AES_256_GCM,
-        cipher::AES_256_CTR,
-        cipher::AES_128_CTR,
-    ]);
+    // Our defaults (AES-GCM first) or the upstream's lists.
+    c.preferred = super::algorithms::preferred(&u.algorithms);
     // russh's own rekey aborts a busy session (Error::Pending when more than
     // 2 x window arrives during it). Let the server drive rekeys: OpenSSH
     // rekeys by its cipher's limit (1 GiB for chacha, 64 GiB for AES-GCM),
