@@ -51,8 +51,47 @@ pub enum ConnectError {
         to: String,
         reason: String,
     },
+    /// OpenSSH's wording, plus which config key to change.
+    #[error(
+        "Unable to negotiate with {addr}: no matching {what} found. Their offer: {theirs}; \
+         ours ({key}): {ours}"
+    )]
+    NoCommonAlgorithm {
+        addr: String,
+        what: &'static str,
+        key: &'static str,
+        theirs: String,
+        ours: String,
+    },
     #[error("{addr}: SSH handshake failed: {source}")]
     Ssh { addr: String, source: russh::Error },
+}
+
+impl ConnectError {
+    /// A handshake error from russh, with the cases a user can fix in the
+    /// config told apart.
+    fn handshake(addr: &Endpoint, source: russh::Error) -> ConnectError {
+        let addr = addr.to_string();
+        match source {
+            russh::Error::NoCommonAlgo { kind, ours, theirs } => {
+                let (what, key) = match kind {
+                    russh::AlgorithmKind::Kex => ("key exchange method", "kex"),
+                    russh::AlgorithmKind::Key => ("host key type", "host_key_algorithms"),
+                    russh::AlgorithmKind::Cipher => ("cipher", "ciphers"),
+                    russh::AlgorithmKind::Mac => ("MAC", "macs"),
+                    russh::AlgorithmKind::Compression => ("compression method", "(none)"),
+                };
+                ConnectError::NoCommonAlgorithm {
+                    addr,
+                    what,
+                    key,
+                    theirs: theirs.join(","),
+                    ours: ours.join(","),
+                }
+            }
+            source => ConnectError::Ssh { addr, source },
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -669,10 +708,7 @@ where
             if let Some(ke) = key_error.lock().ok().and_then(|mut s| s.take()) {
                 return Err(ke.into());
             }
-            return Err(ConnectError::Ssh {
-                addr: endpoint.to_string(),
-                source: e,
-            });
+            return Err(ConnectError::handshake(endpoint, e));
         }
     };
     authenticate(&mut handle, settings, endpoint, user).await?;
