@@ -36,6 +36,10 @@ pub enum KeyKind {
     Ed25519,
     /// ecdsa-sha2-nistp256.
     Ecdsa,
+    /// ecdsa-sha2-nistp384.
+    EcdsaP384,
+    /// ecdsa-sha2-nistp521.
+    EcdsaP521,
     /// RSA 3072; OpenSSH 9.2 accepts it only with rsa-sha2-256/512 signatures.
     Rsa,
 }
@@ -45,6 +49,8 @@ impl KeyKind {
         match self {
             KeyKind::Ed25519 => &["-t", "ed25519"],
             KeyKind::Ecdsa => &["-t", "ecdsa", "-b", "256"],
+            KeyKind::EcdsaP384 => &["-t", "ecdsa", "-b", "384"],
+            KeyKind::EcdsaP521 => &["-t", "ecdsa", "-b", "521"],
             KeyKind::Rsa => &["-t", "rsa", "-b", "3072"],
         }
     }
@@ -53,6 +59,8 @@ impl KeyKind {
         match self {
             KeyKind::Ed25519 => "id_ed25519",
             KeyKind::Ecdsa => "id_ecdsa",
+            KeyKind::EcdsaP384 => "id_ecdsa384",
+            KeyKind::EcdsaP521 => "id_ecdsa521",
             KeyKind::Rsa => "id_rsa",
         }
     }
