@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::support::gate::{run_expect_exit, spawn_expect_exit};
+use crate::support::gate::{check_expect_exit, spawn_expect_exit};
 use crate::support::{targets, within, Gate, GateConfig, Sshd, SshdOptions};
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);
@@ -22,11 +22,9 @@ async fn sshd_offering(lines: &[&str]) -> Sshd {
     .await
 }
 
-/// `jumpgate check` with `cfg`; returns (exit code, stdout).
-fn check(sshd: &Sshd, cfg: &GateConfig, name: &str) -> (Option<i32>, String) {
-    let path = sshd.dir().join(format!("{name}.toml"));
-    std::fs::write(&path, cfg.toml()).expect("write config");
-    let exit = run_expect_exit(&["check", "-c", &path.display().to_string()]);
+/// `jumpgate check` with `cfg`; returns (exit code, stdout and stderr).
+fn check(cfg: &GateConfig) -> (Option<i32>, String) {
+    let exit = check_expect_exit(cfg);
     (exit.code, format!("{}{}", exit.stdout, exit.stderr))
 }
 
@@ -58,7 +56,7 @@ async fn list_takes_effect(
             GateConfig::new(&sshd).upstream_line(&format!("{key} = {refused}")),
         ),
     ] {
-        let (code, out) = check(&sshd, &cfg, name);
+        let (code, out) = check(&cfg);
         assert_eq!(code, Some(EXIT_RUNTIME), "{name}: {out}");
         let want = format!("no matching {what} found. Their offer: {offer}");
         assert!(out.contains(&want), "{name}: want {want:?} in:\n{out}");
@@ -134,7 +132,7 @@ async fn host_key_algorithms_list_takes_effect() {
         let logins = sshd.logins();
         let bad = GateConfig::new(&sshd)
             .upstream_line("host_key_algorithms = [\"ecdsa-sha2-nistp256\", \"rsa-sha2-256\"]");
-        let (code, out) = check(&sshd, &bad, "refused");
+        let (code, out) = check(&bad);
         assert_eq!(code, Some(EXIT_RUNTIME), "{out}");
         assert!(
             out.contains("no matching host key type found. Their offer: ssh-ed25519"),

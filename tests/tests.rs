@@ -3,8 +3,8 @@
 //! loopback (or inside a network namespace the test creates) and talk to it with real
 //! clients: `curl` and a small SOCKS5 client in `support::socks`.
 //!
-//! - `algorithms`: kex/cipher/MAC/host key lists against an sshd offering one of each,
-//!   and user certificates signed by a CA the sshd trusts.
+//! - `algorithms`: kex/cipher/MAC/host key lists against an sshd offering one of each.
+//! - `certificates`: user certificates signed by a CA the sshd trusts.
 //! - `tunnel`: what a user sees working: pages, byte-exact transfers, half-close,
 //!   concurrency, key types, known_hosts modes, `jumpgate demo`.
 //! - `errors`: SOCKS reply codes, host key and key file errors, config errors and exit
@@ -17,6 +17,7 @@
 
 mod admin;
 mod algorithms;
+mod certificates;
 mod errors;
 mod faults;
 mod netns;

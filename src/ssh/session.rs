@@ -219,9 +219,11 @@ impl SessionSettings {
 
 /// Our russh client settings; see DESIGN.md "Facts" for why each differs.
 fn russh_config(u: &Upstream) -> client::Config {
-    let mut c = client::Config::default();
-    // Our defaults (AES-GCM first) or the upstream's lists.
-    c.preferred = super::algorithms::preferred(&u.algorithms);
+    let mut c = client::Config {
+        // Our defaults (AES-GCM first) or the upstream's lists.
+        preferred: super::algorithms::preferred(&u.algorithms),
+        ..Default::default()
+    };
     // russh's own rekey aborts a busy session (Error::Pending when more than
     // 2 x window arrives during it). Let the server drive rekeys: OpenSSH
     // rekeys by its cipher's limit (1 GiB for chacha, 64 GiB for AES-GCM),
@@ -720,8 +722,8 @@ where
     })
 }
 
-/// Public-key authentication: configured identity files first, then the
-/// agent's keys (as ssh does).
+/// Public-key authentication: configured identity files first (each one's
+/// certificates, then the key itself), then the agent's keys (as ssh does).
 async fn authenticate(
     handle: &mut Handle<JumpHandler>,
     settings: &SessionSettings,
@@ -736,6 +738,32 @@ async fn authenticate(
         source,
     };
     for id in &settings.identities {
+        // Certificates first, then the plain key (ssh's order).
+        for c in &id.certificates {
+            let res = handle
+                .authenticate_openssh_cert(user, id.key.clone(), c.cert.clone())
+                .await
+                .map_err(ssh_err)?;
+            let problem = c
+                .validity_problem(super::identity::unix_now())
+                .or_else(|| c.caveat().map(str::to_owned));
+            tried.push(match &problem {
+                Some(p) => format!("certificate {} [{p}]", c.describe()),
+                None => format!("certificate {}", c.describe()),
+            });
+            match res {
+                client::AuthResult::Success => {
+                    debug!(certificate = %c.path.display(), "authenticated");
+                    return Ok(());
+                }
+                // The plain key's attempt that follows updates `methods`.
+                client::AuthResult::Failure { .. } => {
+                    info!(%user, host = %endpoint, certificate = %c.describe(),
+                        problem = problem.as_deref().unwrap_or("none seen here"),
+                        "certificate refused");
+                }
+            }
+        }
         let hash = rsa_hash(handle, id.key.algorithm().is_rsa())
             .await
             .map_err(ssh_err)?;

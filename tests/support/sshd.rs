@@ -239,6 +239,18 @@ impl Sshd {
         path
     }
 
+    /// Generates a client key of `kind` that authorized_keys does not list (a key
+    /// that can log in only with a certificate).
+    pub fn new_unlisted_key(&self, kind: KeyKind) -> PathBuf {
+        let n = self.keys_made.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .dir
+            .path()
+            .join(format!("{}_unlisted_{n}", kind.file_stem()));
+        keygen(&path, kind.keygen_args(), None);
+        path
+    }
+
     /// A known_hosts file that lists a different ed25519 key for this host (a "changed
     /// host key", as after a MITM or a reinstall).
     pub fn wrong_known_hosts(&self) -> PathBuf {
@@ -337,6 +349,58 @@ impl Sshd {
             self.port.to_string(),
             format!("{}@{}", self.user(), self.host),
         ]
+    }
+}
+
+/// A user certificate authority: an ed25519 key an sshd trusts with
+/// `TrustedUserCAKeys` (see [`UserCa::sshd_line`]), signing with `ssh-keygen -s`.
+pub struct UserCa {
+    dir: TempDir,
+    key: PathBuf,
+}
+
+impl UserCa {
+    pub fn new() -> UserCa {
+        check_tools();
+        let dir = tempfile::Builder::new()
+            .prefix("jg-ca-")
+            .tempdir()
+            .expect("create CA temp dir");
+        let key = dir.path().join("user_ca");
+        keygen(&key, &["-t", "ed25519"], None);
+        UserCa { dir, key }
+    }
+
+    /// The sshd_config line that makes sshd trust this CA.
+    pub fn sshd_line(&self) -> String {
+        format!("TrustedUserCAKeys {}.pub", self.key.display())
+    }
+
+    /// Signs `key`'s public half for `principal`, valid for `validity` (ssh-keygen's
+    /// `-V` syntax, e.g. "20200101:20200102"; None: forever), with key id `id`.
+    /// ssh-keygen writes `<key>-cert.pub`, whose path is returned.
+    pub fn sign(&self, key: &Path, id: &str, principal: &str, validity: Option<&str>) -> PathBuf {
+        let mut cmd = Command::new("ssh-keygen");
+        cmd.arg("-q")
+            .arg("-s")
+            .arg(&self.key)
+            .args(["-I", id, "-n", principal]);
+        if let Some(v) = validity {
+            cmd.args(["-V", v]);
+        }
+        let mut public = key.as_os_str().to_owned();
+        public.push(".pub");
+        cmd.arg(&public);
+        run_ok(&mut cmd, KEYGEN_LIMIT);
+        let mut cert = key.as_os_str().to_owned();
+        cert.push("-cert.pub");
+        let cert = PathBuf::from(cert);
+        assert!(cert.exists(), "ssh-keygen -s wrote no {}", cert.display());
+        cert
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 }
 
