@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use crate::support::gate::{check_expect_exit, spawn_expect_exit, Exit};
-use crate::support::{targets, within, Gate, GateConfig, KeyKind, Sshd, SshdOptions, UserCa};
+use crate::support::{
+    targets, within, CertAuthority, Gate, GateConfig, KeyKind, Sshd, SshdOptions,
+};
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);
 
@@ -15,7 +17,7 @@ const TEST_LIMIT: Duration = Duration::from_secs(120);
 const EXIT_RUNTIME: i32 = 1;
 const EX_CONFIG: i32 = 78;
 
-async fn sshd_trusting(ca: &UserCa) -> Sshd {
+async fn sshd_trusting(ca: &CertAuthority) -> Sshd {
     Sshd::start_with(SshdOptions {
         extra_config: vec![ca.sshd_line()],
         ..SshdOptions::default()
@@ -39,7 +41,7 @@ fn accepted_with_cert(sshd: &Sshd, cert_kind: &str, id: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_next_to_the_identity_file_logs_in() {
     within(TEST_LIMIT, "test", async {
-        let ca = UserCa::new();
+        let ca = CertAuthority::new();
         let sshd = sshd_trusting(&ca).await;
         let key = sshd.new_unlisted_key(KeyKind::Ed25519);
         let cfg = GateConfig::new(&sshd).identity(&key);
@@ -70,7 +72,7 @@ async fn certificate_next_to_the_identity_file_logs_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_files_are_matched_to_their_key() {
     within(TEST_LIMIT, "test", async {
-        let ca = UserCa::new();
+        let ca = CertAuthority::new();
         let sshd = sshd_trusting(&ca).await;
         let key = sshd.new_unlisted_key(KeyKind::Ecdsa);
         let signed = ca.sign(&key, "jg-listed", sshd.user(), None);
@@ -99,7 +101,7 @@ async fn certificate_files_are_matched_to_their_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_certificate_is_refused_with_a_clear_error() {
     within(TEST_LIMIT, "test", async {
-        let ca = UserCa::new();
+        let ca = CertAuthority::new();
         let sshd = sshd_trusting(&ca).await;
         let key = sshd.new_unlisted_key(KeyKind::Ed25519);
         ca.sign(&key, "jg-old", sshd.user(), Some("20200101:20200102"));
@@ -133,7 +135,7 @@ async fn expired_certificate_is_refused_with_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_for_a_key_we_do_not_hold_is_a_config_error() {
     within(TEST_LIMIT, "test", async {
-        let ca = UserCa::new();
+        let ca = CertAuthority::new();
         let sshd = sshd_trusting(&ca).await;
         let stranger = sshd.new_unlisted_key(KeyKind::Ed25519);
         let cert = ca.sign(&stranger, "jg-stranger", sshd.user(), None);
@@ -157,7 +159,7 @@ async fn certificate_for_a_key_we_do_not_hold_is_a_config_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsa_certificate_refusal_is_explained() {
     within(TEST_LIMIT, "test", async {
-        let ca = UserCa::new();
+        let ca = CertAuthority::new();
         let sshd = sshd_trusting(&ca).await;
         let key = sshd.new_unlisted_key(KeyKind::Rsa);
         ca.sign(&key, "jg-rsa", sshd.user(), None);
@@ -172,6 +174,58 @@ async fn rsa_certificate_refusal_is_explained() {
             output(&exit)
         );
         assert_eq!(sshd.logins(), 0, "sshd log:\n{}", sshd.log());
+    })
+    .await;
+}
+
+/// known_hosts lists no key for the host, only a host CA (`@cert-authority`): the
+/// sshd's host certificate from that CA is accepted. A CA not trusted for the host is
+/// refused with the reason, and a plain known_hosts entry still works as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_certificate_from_a_trusted_ca_is_accepted() {
+    within(TEST_LIMIT, "test", async {
+        let host_ca = CertAuthority::new();
+        let sshd = Sshd::start_with(SshdOptions {
+            host_ca: Some(host_ca.key().to_path_buf()),
+            ..SshdOptions::default()
+        })
+        .await;
+        let trusting = sshd.dir().join("known_hosts.ca");
+        std::fs::write(
+            &trusting,
+            format!(
+                "@cert-authority {} {}\n",
+                sshd.known_hosts_name(),
+                host_ca.public()
+            ),
+        )
+        .expect("write known_hosts");
+        let echo = targets::echo().await;
+        let gate = Gate::start(&GateConfig::new(&sshd).known_hosts(Some(&trusting))).await;
+        gate.echo_roundtrip(echo.addr(), b"host certified").await;
+        drop(gate);
+
+        let stranger_ca = CertAuthority::new();
+        let other = sshd.dir().join("known_hosts.other-ca");
+        std::fs::write(
+            &other,
+            format!("@cert-authority * {}\n", stranger_ca.public()),
+        )
+        .expect("write known_hosts");
+        let exit = check_expect_exit(&GateConfig::new(&sshd).known_hosts(Some(&other)));
+        assert_eq!(exit.code, Some(EXIT_RUNTIME), "{}", output(&exit));
+        let want = format!(
+            "host certificate of {} refused: signed by CA SHA256:",
+            sshd.known_hosts_name()
+        );
+        assert!(
+            exit.stdout.contains(&want) && exit.stdout.contains("which is not trusted"),
+            "want {want:?}; {}",
+            output(&exit)
+        );
+
+        let exit = check_expect_exit(&GateConfig::new(&sshd));
+        assert_eq!(exit.code, Some(0), "plain known_hosts: {}", output(&exit));
     })
     .await;
 }

@@ -224,6 +224,18 @@ fn russh_config(u: &Upstream) -> client::Config {
         preferred: super::algorithms::preferred(&u.algorithms),
         ..Default::default()
     };
+    // Ask for host certificates (ahead of plain keys) only where known_hosts
+    // trusts a host CA, as ssh does: elsewhere a certificate could only be
+    // checked as its plain key.
+    let names: Vec<String> = u
+        .hosts
+        .iter()
+        .chain(u.proxy_jump.iter().map(|h| &h.endpoint))
+        .map(|e| known_hosts::host_entry_name(&e.host, e.port))
+        .collect();
+    if known_hosts::has_cert_authority(&u.known_hosts, &names) {
+        c.preferred.host_key_certificates = c.preferred.key.clone();
+    }
     // russh's own rekey aborts a busy session (Error::Pending when more than
     // 2 x window arrives during it). Let the server drive rekeys: OpenSSH
     // rekeys by its cipher's limit (1 GiB for chacha, 64 GiB for AES-GCM),
@@ -341,12 +353,34 @@ impl client::Handler for JumpHandler {
         &mut self,
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        // A host certificate's key goes through known_hosts like a plain key:
-        // we do not trust host CAs yet.
+        // A host certificate is checked against the CAs known_hosts trusts
+        // for this host; with none, its key goes through known_hosts like a
+        // plain key.
         let owned;
         let key: &PublicKey = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => key,
             PublicKeyOrCertificate::Certificate(c) => {
+                let now = super::identity::unix_now();
+                let (kh, host, port) = (&self.known_hosts, &self.host, self.port);
+                match known_hosts::verify_certificate(self.policy, kh, host, port, c, now) {
+                    Ok(Some(Verdict::Known)) => {
+                        debug!(host = %self.host, port = self.port, key_id = c.key_id(),
+                            "host certificate signed by a trusted CA");
+                        return Ok(true);
+                    }
+                    Ok(Some(_)) => {
+                        warn!(host = %self.host, port = self.port, key_id = c.key_id(),
+                            "host certificate NOT checked (host_key_check = \"off\")");
+                        return Ok(true);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        if let Ok(mut slot) = self.key_error.lock() {
+                            *slot = Some(e);
+                        }
+                        return Ok(false);
+                    }
+                }
                 owned = PublicKey::new(c.public_key().clone(), "");
                 &owned
             }

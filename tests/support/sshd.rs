@@ -76,6 +76,9 @@ pub struct SshdOptions {
     pub extra_config: Vec<String>,
     /// Run inside this network namespace, listening on this address, port 22.
     pub netns: Option<(String, Ipv4Addr)>,
+    /// Present a host certificate signed by this CA (private key path), for the
+    /// listen address as principal.
+    pub host_ca: Option<PathBuf>,
 }
 
 /// A running sshd, killed on drop.
@@ -121,6 +124,18 @@ impl Sshd {
             Some((_, addr)) => (IpAddr::V4(*addr), Some(22)),
             None => (IpAddr::V4(Ipv4Addr::LOCALHOST), None),
         };
+        if let Some(ca) = &opts.host_ca {
+            run_ok(
+                Command::new("ssh-keygen")
+                    .arg("-q")
+                    .arg("-s")
+                    .arg(ca)
+                    .args(["-h", "-I", "jg-host", "-n"])
+                    .arg(host.to_string())
+                    .arg(dir.path().join("ssh_host_ed25519_key.pub")),
+                KEYGEN_LIMIT,
+            );
+        }
         let mut last_log = String::new();
         for attempt in 1..=BIND_ATTEMPTS {
             let port = fixed_port.unwrap_or_else(super::free_port);
@@ -352,15 +367,16 @@ impl Sshd {
     }
 }
 
-/// A user certificate authority: an ed25519 key an sshd trusts with
-/// `TrustedUserCAKeys` (see [`UserCa::sshd_line`]), signing with `ssh-keygen -s`.
-pub struct UserCa {
+/// A certificate authority: an ed25519 key that signs user certificates (an sshd
+/// trusts it with `TrustedUserCAKeys`, see [`CertAuthority::sshd_line`]) or host
+/// certificates (`SshdOptions::host_ca`, trusted by `@cert-authority` in known_hosts).
+pub struct CertAuthority {
     dir: TempDir,
     key: PathBuf,
 }
 
-impl UserCa {
-    pub fn new() -> UserCa {
+impl CertAuthority {
+    pub fn new() -> CertAuthority {
         check_tools();
         let dir = tempfile::Builder::new()
             .prefix("jg-ca-")
@@ -368,7 +384,7 @@ impl UserCa {
             .expect("create CA temp dir");
         let key = dir.path().join("user_ca");
         keygen(&key, &["-t", "ed25519"], None);
-        UserCa { dir, key }
+        CertAuthority { dir, key }
     }
 
     /// The sshd_config line that makes sshd trust this CA.
@@ -402,6 +418,16 @@ impl UserCa {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// The CA's private key.
+    pub fn key(&self) -> &Path {
+        &self.key
+    }
+
+    /// The CA's public key line (`ssh-ed25519 AAAA... comment`).
+    pub fn public(&self) -> String {
+        read_pub(&self.key)
+    }
 }
 
 fn known_hosts_name(host: IpAddr, port: u16) -> String {
@@ -418,6 +444,9 @@ fn sshd_config(dir: &Path, host: IpAddr, port: u16, opts: &SshdOptions) -> Strin
     let _ = writeln!(c, "ListenAddress {host}");
     let _ = writeln!(c, "Port {port}");
     let _ = writeln!(c, "HostKey {d}/ssh_host_ed25519_key");
+    if opts.host_ca.is_some() {
+        let _ = writeln!(c, "HostCertificate {d}/ssh_host_ed25519_key-cert.pub");
+    }
     let _ = writeln!(c, "AuthorizedKeysFile {d}/authorized_keys");
     let _ = writeln!(c, "PidFile {d}/sshd.pid");
     for line in [
