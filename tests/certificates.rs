@@ -226,6 +226,32 @@ async fn host_certificate_from_a_trusted_ca_is_accepted() {
 
         let exit = check_expect_exit(&GateConfig::new(&sshd));
         assert_eq!(exit.code, Some(0), "plain known_hosts: {}", output(&exit));
+
+        // The stranger CA plus the plain key: certificates are asked for (and refused)
+        // by default and when host_key_algorithms lists a certificate type; an explicit
+        // list without one asks for the plain key, which is known.
+        let both = sshd.dir().join("known_hosts.both");
+        let plain = std::fs::read_to_string(sshd.known_hosts()).expect("read known_hosts");
+        std::fs::write(
+            &both,
+            format!("@cert-authority * {}\n{plain}", stranger_ca.public()),
+        )
+        .expect("write known_hosts");
+        for (algorithms, want) in [
+            (None, EXIT_RUNTIME),
+            (
+                Some("[\"ssh-ed25519-cert-v01@openssh.com\", \"ssh-ed25519\"]"),
+                EXIT_RUNTIME,
+            ),
+            (Some("[\"ssh-ed25519\"]"), 0),
+        ] {
+            let mut cfg = GateConfig::new(&sshd).known_hosts(Some(&both));
+            if let Some(list) = algorithms {
+                cfg = cfg.upstream_line(&format!("host_key_algorithms = {list}"));
+            }
+            let exit = check_expect_exit(&cfg);
+            assert_eq!(exit.code, Some(want), "{algorithms:?}: {}", output(&exit));
+        }
     })
     .await;
 }

@@ -43,7 +43,11 @@ impl Kind {
             Kind::Kex => KEX.iter().map(|n| n.as_ref()).collect(),
             Kind::Cipher => CIPHERS.iter().map(|n| n.as_ref()).collect(),
             Kind::Mac => MACS.iter().map(|n| n.as_ref()).collect(),
-            Kind::HostKey => HOST_KEYS.iter().map(|(n, _)| *n).collect(),
+            Kind::HostKey => HOST_KEYS
+                .iter()
+                .chain(HOST_CERTS)
+                .map(|(n, _)| *n)
+                .collect(),
         }
     }
 
@@ -174,6 +178,47 @@ const HOST_KEYS: &[(&str, Algorithm)] = &[
     ("ssh-rsa", Algorithm::Rsa { hash: None }),
 ];
 
+/// Host certificate types: listing one asks the server for that certificate
+/// (ahead of plain keys, as ssh). Not in the defaults: `ssh::session` asks for
+/// certificates by default only where known_hosts trusts a host CA.
+const HOST_CERTS: &[(&str, Algorithm)] = &[
+    ("ssh-ed25519-cert-v01@openssh.com", Algorithm::Ed25519),
+    (
+        "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        },
+    ),
+    (
+        "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP384,
+        },
+    ),
+    (
+        "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP521,
+        },
+    ),
+    (
+        "rsa-sha2-512-cert-v01@openssh.com",
+        Algorithm::Rsa {
+            hash: Some(HashAlg::Sha512),
+        },
+    ),
+    (
+        "rsa-sha2-256-cert-v01@openssh.com",
+        Algorithm::Rsa {
+            hash: Some(HashAlg::Sha256),
+        },
+    ),
+    (
+        "ssh-rsa-cert-v01@openssh.com",
+        Algorithm::Rsa { hash: None },
+    ),
+];
+
 /// Why a configured list is not usable; shown after `path:line: `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AlgorithmError {
@@ -290,18 +335,17 @@ pub fn preferred(a: &Algorithms) -> Preferred {
         .into_iter()
         .filter_map(|n| MACS.iter().find(|m| m.as_ref() == n).copied())
         .collect::<Vec<_>>();
-    let key = names(Kind::HostKey, &a.host_key_algorithms)
-        .into_iter()
-        .filter_map(|n| {
-            HOST_KEYS
-                .iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, a)| a.clone())
-        })
-        .collect::<Vec<_>>();
+    let host_keys = names(Kind::HostKey, &a.host_key_algorithms);
+    let pick = |table: &[(&str, Algorithm)]| {
+        host_keys
+            .iter()
+            .filter_map(|n| table.iter().find(|(k, _)| k == n).map(|(_, a)| a.clone()))
+            .collect::<Vec<_>>()
+    };
     Preferred {
         kex: Cow::Owned(kex),
-        key: Cow::Owned(key),
+        key: Cow::Owned(pick(HOST_KEYS)),
+        host_key_certificates: Cow::Owned(pick(HOST_CERTS)),
         cipher: Cow::Owned(cipher),
         mac: Cow::Owned(mac),
         ..Preferred::default()
@@ -329,6 +373,9 @@ mod tests {
         }
         for (n, a) in HOST_KEYS {
             assert_eq!(a.as_str(), *n);
+        }
+        for (n, a) in HOST_CERTS {
+            assert_eq!(a.to_certificate_type(), *n);
         }
     }
 
@@ -392,6 +439,31 @@ mod tests {
     }
 
     #[test]
+    fn host_certificate_names_ask_for_certificates() {
+        let p = preferred(&Algorithms::default());
+        assert!(p.host_key_certificates.is_empty());
+        let a = Algorithms {
+            host_key_algorithms: Some(list(&[
+                "ssh-ed25519-cert-v01@openssh.com",
+                "ssh-ed25519",
+                "rsa-sha2-512-cert-v01@openssh.com",
+            ])),
+            ..Algorithms::default()
+        };
+        let p = preferred(&a);
+        assert_eq!(p.key.as_ref(), [Algorithm::Ed25519]);
+        assert_eq!(
+            p.host_key_certificates.as_ref(),
+            [
+                Algorithm::Ed25519,
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha512)
+                }
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_name_lists_the_supported_ones() {
         let e = resolve(
             Kind::Cipher,
@@ -424,6 +496,12 @@ mod tests {
         let caret = resolve(Kind::HostKey, Some(&list(&["^rsa-sha2-512"]))).expect("^");
         assert_eq!(caret[0], "rsa-sha2-512");
         assert_eq!(caret.len(), HOST_KEYS.len());
+        let plus = resolve(
+            Kind::HostKey,
+            Some(&list(&["+ssh-ed25519-cert-v01@openssh.com"])),
+        )
+        .expect("+cert");
+        assert_eq!(plus.len(), HOST_KEYS.len() + 1);
         let all: Vec<String> = Kind::Mac
             .defaults()
             .iter()

@@ -224,16 +224,18 @@ fn russh_config(u: &Upstream) -> client::Config {
         preferred: super::algorithms::preferred(&u.algorithms),
         ..Default::default()
     };
-    // Ask for host certificates (ahead of plain keys) only where known_hosts
-    // trusts a host CA, as ssh does: elsewhere a certificate could only be
-    // checked as its plain key.
+    // Without an explicit host_key_algorithms, ask for host certificates
+    // (ahead of plain keys) only where known_hosts trusts a host CA, as ssh
+    // does: elsewhere a certificate could only be checked as its plain key.
     let names: Vec<String> = u
         .hosts
         .iter()
         .chain(u.proxy_jump.iter().map(|h| &h.endpoint))
         .map(|e| known_hosts::host_entry_name(&e.host, e.port))
         .collect();
-    if known_hosts::has_cert_authority(&u.known_hosts, &names) {
+    if u.algorithms.host_key_algorithms.is_none()
+        && known_hosts::has_cert_authority(&u.known_hosts, &names)
+    {
         c.preferred.host_key_certificates = c.preferred.key.clone();
     }
     // russh's own rekey aborts a busy session (Error::Pending when more than
