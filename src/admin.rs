@@ -1,7 +1,9 @@
 //! The admin HTTP endpoint (`[admin] bind`, loopback by default):
-//! `/metrics` (Prometheus text format), `/healthz` (the process is alive) and
+//! `/metrics` (Prometheus text format), `/healthz` (the process is alive),
 //! `/readyz` (200 only when every upstream has a ready session and we are not
-//! draining; the body names the ones that are not). Started by `daemon`.
+//! draining; the body names the ones that are not), `/status` (JSON, see
+//! `status`) and `/`, a self-contained HTML page over `/status`. Started by
+//! `daemon`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,17 +17,20 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::ssh::pool::Pool;
+use crate::status::StatusSource;
+
+/// The status page: one self-contained file (no external assets) that
+/// polls `/status`.
+const STATUS_PAGE: &str = include_str!("status_page.html");
 
 /// Serves until `stop`; connections are tracked on `tracker`.
 pub async fn serve(
     listener: TcpListener,
-    pools: Vec<Arc<Pool>>,
+    status: Arc<StatusSource>,
     drain: CancellationToken,
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let pools = Arc::new(pools);
     loop {
         let (tcp, peer) = tokio::select! {
             _ = stop.cancelled() => break,
@@ -38,11 +43,11 @@ pub async fn serve(
                 }
             },
         };
-        let (pools, drain, stop) = (pools.clone(), drain.clone(), stop.clone());
+        let (status, drain, stop) = (status.clone(), drain.clone(), stop.clone());
         tracker.spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let (pools, drain) = (pools.clone(), drain.clone());
-                async move { Ok::<_, Infallible>(route(&req, &pools, &drain)) }
+                let (status, drain) = (status.clone(), drain.clone());
+                async move { Ok::<_, Infallible>(route(&req, &status, &drain)) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tcp), service);
@@ -56,10 +61,24 @@ pub async fn serve(
 
 fn route<B>(
     req: &Request<B>,
-    pools: &[Arc<Pool>],
+    status: &StatusSource,
     drain: &CancellationToken,
 ) -> Response<Full<Bytes>> {
+    let pools = &status.pools;
     match req.uri().path() {
+        "/" => reply(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            STATUS_PAGE.into(),
+        ),
+        "/status" => match serde_json::to_string_pretty(&status.snapshot(drain.is_cancelled())) {
+            Ok(json) => reply(StatusCode::OK, "application/json", json + "\n"),
+            Err(e) => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                format!("cannot encode status: {e}\n"),
+            ),
+        },
         "/metrics" => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
@@ -95,7 +114,7 @@ fn route<B>(
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try /metrics, /healthz or /readyz\n".into(),
+            "not found; try /, /status, /metrics, /healthz or /readyz\n".into(),
         ),
     }
 }

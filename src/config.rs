@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::limit::LimitSettings;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read config: {source}")]
@@ -47,6 +49,7 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// Where the admin HTTP endpoint listens; none without `[admin]`.
     pub admin: Option<SocketAddr>,
+    pub limits: LimitSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +195,7 @@ pub struct Listener {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     admin: Option<RawAdmin>,
+    limits: Option<RawLimits>,
     #[serde(default)]
     upstream: Vec<Spanned<RawUpstream>>,
     #[serde(default)]
@@ -233,6 +237,13 @@ struct RawUpstream {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     bind: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    connections_per_second_per_client: Option<Spanned<i64>>,
+    max_connections: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -392,10 +403,44 @@ impl Cx<'_> {
                 })?,
             }),
         };
+        let limits = match &raw.limits {
+            None => LimitSettings::default(),
+            Some(l) => self.limits(l)?,
+        };
         Ok(Config {
             upstreams,
             listeners,
             admin,
+            limits,
+        })
+    }
+
+    fn limits(&self, l: &RawLimits) -> Result<LimitSettings, ConfigError> {
+        let positive = |key: &str, v: &Spanned<i64>| {
+            if *v.get_ref() < 1 || *v.get_ref() > i64::from(u32::MAX) {
+                Err(self.err(
+                    v,
+                    format!(
+                        "[limits] {key} = {}: expected a whole number from 1 to {}",
+                        v.get_ref(),
+                        u32::MAX
+                    ),
+                ))
+            } else {
+                Ok(*v.get_ref() as u32)
+            }
+        };
+        let rate = match &l.connections_per_second_per_client {
+            None => None,
+            Some(v) => std::num::NonZeroU32::new(positive("connections_per_second_per_client", v)?),
+        };
+        let max = match &l.max_connections {
+            None => None,
+            Some(v) => Some(positive("max_connections", v)? as usize),
+        };
+        Ok(LimitSettings {
+            connections_per_second_per_client: rate,
+            max_connections: max,
         })
     }
 
@@ -873,6 +918,33 @@ handshake_timeout = "3s"
         assert_eq!(l.bind, "127.0.0.1:1080".parse().expect("addr"));
         assert_eq!(l.handshake_timeout, Duration::from_secs(3));
         assert_eq!(l.connect_timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn limits_are_typed_and_checked() {
+        let text = format!(
+            "{GOOD}\n[limits]\nconnections_per_second_per_client = 50\nmax_connections = 10000\n"
+        );
+        let c = parse(&text).expect("valid limits");
+        assert_eq!(
+            c.limits.connections_per_second_per_client.map(|n| n.get()),
+            Some(50)
+        );
+        assert_eq!(c.limits.max_connections, Some(10000));
+        assert_eq!(parse(GOOD).expect("valid").limits, LimitSettings::default());
+        let e = parse(&format!("{GOOD}\n[limits]\nmax_connections = 0\n"))
+            .expect_err("zero")
+            .to_string();
+        assert!(
+            e.starts_with(
+                "/etc/jumpgate.toml:16: [limits] max_connections = 0: expected a whole number"
+            ),
+            "{e}"
+        );
+        let e = parse(&format!("{GOOD}\n[limits]\nper_user = 3\n"))
+            .expect_err("unknown")
+            .to_string();
+        assert!(e.contains(":16:") && e.contains("per_user"), "{e}");
     }
 
     #[test]

@@ -12,10 +12,12 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{Config, ListenerKind};
+use crate::limit::Limits;
 use crate::proxy::socks5::{ListenerMetrics, Socks5Listener};
 use crate::ssh::identity::{self, IdentityError};
 use crate::ssh::pool::Pool;
 use crate::ssh::session::SessionSettings;
+use crate::status::{ListenerInfo, StatusSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -90,6 +92,7 @@ pub struct Daemon {
     upstreams: Vec<Arc<Pool>>,
     listeners: Vec<(Arc<Socks5Listener>, TcpListener)>,
     admin: Option<TcpListener>,
+    limits: Arc<Limits>,
 }
 
 impl Daemon {
@@ -102,6 +105,7 @@ impl Daemon {
             })?;
             upstreams.push(Pool::new(SessionSettings::new(u.clone(), ids)));
         }
+        let limits = Limits::new(config.limits);
         let mut listeners = Vec::new();
         for l in &config.listeners {
             let tcp = TcpListener::bind(l.bind)
@@ -118,6 +122,7 @@ impl Daemon {
                 handshake_timeout: l.handshake_timeout,
                 connect_timeout: l.connect_timeout,
                 metrics: ListenerMetrics::new(&l.name, upstreams[l.via].name()),
+                limits: limits.clone(),
             };
             listeners.push((Arc::new(sl), tcp));
         }
@@ -139,6 +144,7 @@ impl Daemon {
             upstreams,
             listeners,
             admin,
+            limits,
         })
     }
 
@@ -148,6 +154,11 @@ impl Daemon {
             .iter()
             .filter_map(|(l, t)| t.local_addr().ok().map(|a| (l.name.clone(), a)))
             .collect()
+    }
+
+    /// The admin endpoint's bound address, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|t| t.local_addr().ok())
     }
 
     pub fn upstreams(&self) -> &[Arc<Pool>] {
@@ -161,6 +172,33 @@ impl Daemon {
         }
         let clients = TaskTracker::new();
         let accept_loops = TaskTracker::new();
+        let status = Arc::new(StatusSource {
+            started: std::time::Instant::now(),
+            pools: self.upstreams.clone(),
+            listeners: self
+                .listeners
+                .iter()
+                .map(|(l, t)| ListenerInfo {
+                    name: l.name.clone(),
+                    kind: "socks5".into(),
+                    bind: t.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                    via: l.upstream.name().to_owned(),
+                })
+                .collect(),
+            limits: self.limits.clone(),
+        });
+        if self.limits.is_active() {
+            let (limits, drain) = (self.limits.clone(), shutdown.drain.clone());
+            accept_loops.spawn(async move {
+                // Forget per-client rate state that is back to full.
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(60)) => limits.prune(),
+                        _ = drain.cancelled() => break,
+                    }
+                }
+            });
+        }
         for (l, tcp) in self.listeners {
             if let Ok(addr) = tcp.local_addr() {
                 info!(listener = %l.name, kind = "socks5", %addr, via = %l.upstream.name(), "listening");
@@ -181,7 +219,7 @@ impl Daemon {
             }
             admin_tasks.spawn(crate::admin::serve(
                 tcp,
-                self.upstreams.clone(),
+                status.clone(),
                 shutdown.drain.clone(),
                 admin_stop.clone(),
                 admin_tasks.clone(),

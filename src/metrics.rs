@@ -21,6 +21,7 @@ pub struct Metrics {
     pub channels_active: IntGaugeVec,
     pub open_failures: IntCounterVec,
     pub keepalive_timeouts: IntCounterVec,
+    pub rate_limited: IntCounterVec,
 }
 
 /// `jumpgate_connections_total{result}`.
@@ -29,6 +30,7 @@ pub enum ConnResult {
     Ok = 0,
     Rejected = 1,
     Failed = 2,
+    RateLimited = 3,
 }
 
 impl ConnResult {
@@ -37,6 +39,7 @@ impl ConnResult {
             Self::Ok => "ok",
             Self::Rejected => "rejected",
             Self::Failed => "failed",
+            Self::RateLimited => "rate_limited",
         }
     }
 }
@@ -97,7 +100,7 @@ impl Metrics {
             connect_duration,
             transferred: counter(
                 "jumpgate_transferred_bytes_total",
-                "Bytes relayed, counted when a tunnel ends (up: client to target).",
+                "Bytes relayed, counted as they pass (up: client to target).",
                 &["upstream", "direction"],
             ),
             sessions: gauge(
@@ -124,6 +127,11 @@ impl Metrics {
                 "jumpgate_keepalive_timeouts_total",
                 "Sessions declared dead after unanswered keepalives.",
                 &["upstream"],
+            ),
+            rate_limited: counter(
+                "jumpgate_rate_limited_total",
+                "Client connections refused by a [limits] setting.",
+                &["listener", "limit"],
             ),
             registry,
         }

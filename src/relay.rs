@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::ssh::session::ChannelGuard;
+use crate::ssh::session::{ChannelGuard, JumpSession};
 
 /// How long we keep draining (and discarding) a channel whose client is gone
 /// before closing it from our side.
@@ -54,6 +54,16 @@ pub enum End {
     Stalled,
 }
 
+/// Where a tunnel's bytes are counted as they pass: the upstream's
+/// `jumpgate_transferred_bytes_total` series (resolved once per listener)
+/// and, in `run`, the session's own counters for `/status`. Lock-free
+/// atomic adds, so tunnels never serialise on them.
+#[derive(Clone)]
+pub struct Meter {
+    pub up: prometheus::IntCounter,
+    pub down: prometheus::IntCounter,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct RelayStats {
     /// Client -> jump host bytes.
@@ -83,23 +93,28 @@ pub async fn run(
     early: Bytes,
     channel: Channel<client::Msg>,
     guard: &mut ChannelGuard,
+    meter: &Meter,
     stall_timeout: Duration,
     force: CancellationToken,
 ) -> RelayStats {
     let started = Instant::now();
+    let session = guard.session().clone();
+    let tally = Tally {
+        meter,
+        session: &session,
+        up: AtomicU64::new(0),
+        down: AtomicU64::new(0),
+    };
     let (mut rx, tx) = channel.split();
     let (mut cr, mut cw) = client.into_split();
-    let up_bytes = AtomicU64::new(0);
-    let down_bytes = AtomicU64::new(0);
 
     let outcome = {
         let tx = &tx;
-        let up_bytes = &up_bytes;
-        let down_bytes = &down_bytes;
+        let tally = &tally;
         let up = async move {
             // Data the client sent together with its SOCKS request goes first.
             if !early.is_empty() {
-                up_bytes.fetch_add(early.len() as u64, Ordering::Relaxed);
+                tally.up(early.len());
                 if tx.data_bytes(early).await.is_err() {
                     return;
                 }
@@ -115,7 +130,7 @@ pub async fn run(
                         return;
                     }
                     Ok(n) => {
-                        up_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        tally.up(n);
                         if tx.data_bytes(buf.split().freeze()).await.is_err() {
                             return; // session gone; the down side sees it too
                         }
@@ -201,7 +216,7 @@ pub async fn run(
                             drain_until = Some(tokio::time::Instant::now() + DRAIN_LIMIT);
                         }
                         Ok(mut n) => {
-                            down_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                            tally.down(n);
                             queued -= n;
                             // A slow reader is not a stalled one: the clock
                             // measures time without progress.
@@ -252,10 +267,34 @@ pub async fn run(
         let _ = tx.close().await;
     }
     RelayStats {
-        up: up_bytes.load(Ordering::Relaxed),
-        down: down_bytes.load(Ordering::Relaxed),
+        up: tally.up.load(Ordering::Relaxed),
+        down: tally.down.load(Ordering::Relaxed),
         end,
         elapsed: started.elapsed(),
+    }
+}
+
+/// One tunnel's byte counts, added to its meter and session as they pass.
+struct Tally<'a> {
+    meter: &'a Meter,
+    session: &'a JumpSession,
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+impl Tally<'_> {
+    fn up(&self, n: usize) {
+        let n = n as u64;
+        self.up.fetch_add(n, Ordering::Relaxed);
+        self.meter.up.inc_by(n);
+        self.session.count_up(n);
+    }
+
+    fn down(&self, n: usize) {
+        let n = n as u64;
+        self.down.fetch_add(n, Ordering::Relaxed);
+        self.meter.down.inc_by(n);
+        self.session.count_down(n);
     }
 }
 

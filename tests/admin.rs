@@ -6,55 +6,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::support::admin::{admin_addr, get, sample, ADMIN_TOML};
 use crate::support::socks::{self, Dest};
-use crate::support::{gate, refused_addr, targets, within, Gate, GateConfig, Sshd};
+use crate::support::{refused_addr, targets, within, Gate, GateConfig, Sshd};
 
 const TEST_LIMIT: Duration = Duration::from_secs(60);
-
-/// The admin address from the `listening listener=admin ... addr=` line.
-async fn admin_addr(gate: &mut Gate) -> SocketAddr {
-    let line = gate
-        .wait_log(Duration::from_secs(10), |l| {
-            l.contains("listening") && l.contains("listener=admin")
-        })
-        .await
-        .unwrap_or_else(|| panic!("no admin listening line; log:\n{}", gate.log_text()));
-    gate::parse_addr(&line).unwrap_or_else(|| panic!("no addr= in {line:?}"))
-}
-
-/// A plain HTTP/1.1 GET: (status, body).
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect admin");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: jumpgate\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("send request");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
-        .await
-        .expect("admin answered within 10 s")
-        .expect("read response");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// The value of the sample whose line starts with `series` (name and labels).
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_a_known_workload() {
@@ -62,8 +18,7 @@ async fn metrics_count_a_known_workload() {
         let sshd = Sshd::start().await;
         let echo = targets::echo().await;
         let mut cfg = GateConfig::new(&sshd);
-        cfg.extra_toml
-            .push("[admin]\nbind = \"127.0.0.1:0\"".into());
+        cfg.extra_toml.push(ADMIN_TOML.into());
         let mut gate = Gate::start(&cfg).await;
         let admin = admin_addr(&mut gate).await;
 
@@ -147,8 +102,7 @@ async fn readyz_names_an_upstream_without_a_session() {
         let sshd = Sshd::start().await;
         let mut cfg = GateConfig::new(&sshd);
         cfg.port = refused_addr().port();
-        cfg.extra_toml
-            .push("[admin]\nbind = \"127.0.0.1:0\"".into());
+        cfg.extra_toml.push(ADMIN_TOML.into());
         let mut gate = Gate::start_unready(&cfg).await;
         let admin = admin_addr(&mut gate).await;
         let (status, body) = get(admin, "/readyz").await;
@@ -161,6 +115,146 @@ async fn readyz_names_an_upstream_without_a_session() {
             "jumpgate_session_connects_total{result=\"failed\",upstream=\"jump\"}",
         );
         assert!(failed.is_some_and(|n| n >= 1.0), "{metrics}");
+    })
+    .await;
+}
+
+/// Polls `/metrics` until `series` has `value` (counters settle when a
+/// refused client's handshake task ends), then returns the text.
+async fn metrics_when(admin: SocketAddr, series: &str, value: f64) -> String {
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = get(admin, "/metrics").await.1;
+        if sample(&text, series) == Some(value) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{series} never reached {value}:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_refuses_with_not_allowed_and_counts_it() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let echo = targets::echo().await;
+        let mut cfg = GateConfig::new(&sshd);
+        cfg.extra_toml
+            .push("[admin]\nbind = \"127.0.0.1:0\"\n[limits]\nmax_connections = 2".into());
+        let mut gate = Gate::start(&cfg).await;
+        let admin = admin_addr(&mut gate).await;
+
+        let first = gate.connect(echo.addr()).await;
+        let _second = gate.connect(echo.addr()).await;
+        let code = gate
+            .reply_code(socks::CONNECT, &Dest::from(echo.addr()))
+            .await;
+        assert_eq!(
+            code,
+            socks::NOT_ALLOWED,
+            "third connection over max_connections = 2"
+        );
+        // A slot freed is a slot usable again.
+        drop(first);
+        let mut ok = false;
+        for _ in 0..50 {
+            if gate
+                .reply_code(socks::CONNECT, &Dest::from(echo.addr()))
+                .await
+                == socks::SUCCEEDED
+            {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ok, "no connection admitted after one of two closed");
+
+        let limited = "jumpgate_connections_total{listener=\"socks\",result=\"rate_limited\"}";
+        let text = get(admin, "/metrics").await.1;
+        let refused = sample(&text, limited).unwrap_or(0.0);
+        assert!(refused >= 1.0, "{text}");
+        let series = "jumpgate_rate_limited_total{limit=\"max_connections\",listener=\"socks\"}";
+        assert_eq!(sample(&text, series), Some(refused), "{text}");
+        let (_, status) = get(admin, "/status").await;
+        let status: jumpgate::status::Status = serde_json::from_str(&status).expect("status JSON");
+        assert_eq!(status.limits.max_connections, Some(2));
+        assert_eq!(status.limits.rate_limited as f64, refused);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_rate_limit_admits_the_burst_then_refuses() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let echo = targets::echo().await;
+        let mut cfg = GateConfig::new(&sshd);
+        cfg.extra_toml.push(
+            "[admin]\nbind = \"127.0.0.1:0\"\n[limits]\nconnections_per_second_per_client = 5"
+                .into(),
+        );
+        let mut gate = Gate::start(&cfg).await;
+        let admin = admin_addr(&mut gate).await;
+
+        const TRIES: usize = 20;
+        let started = std::time::Instant::now();
+        let mut codes = Vec::new();
+        for _ in 0..TRIES {
+            codes.push(gate.reply_code(socks::CONNECT, &Dest::from(echo.addr())).await);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let ok = codes.iter().filter(|c| **c == socks::SUCCEEDED).count();
+        let limited = codes.iter().filter(|c| **c == socks::NOT_ALLOWED).count();
+        assert_eq!(ok + limited, TRIES, "only 0x00 and 0x02 expected: {codes:?}");
+        // A burst of 5, then 5 per second replenished while the loop ran.
+        let most = 5 + (secs * 5.0).ceil() as usize + 1;
+        assert!((5..=most).contains(&ok), "{ok} admitted in {secs:.2} s: {codes:?}");
+        eprintln!("{TRIES} connects in {secs:.2} s: {ok} admitted, {limited} refused");
+
+        let series = "jumpgate_rate_limited_total{limit=\"connections_per_second_per_client\",listener=\"socks\"}";
+        let text = metrics_when(admin, series, limited as f64).await;
+        assert_eq!(
+            sample(&text, "jumpgate_connections_total{listener=\"socks\",result=\"rate_limited\"}"),
+            Some(limited as f64),
+            "{text}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_are_counted_while_the_tunnel_is_open() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let echo = targets::echo().await;
+        let mut cfg = GateConfig::new(&sshd);
+        cfg.extra_toml
+            .push("[admin]\nbind = \"127.0.0.1:0\"".into());
+        let mut gate = Gate::start(&cfg).await;
+        let admin = admin_addr(&mut gate).await;
+
+        let mut tunnel = gate.connect(echo.addr()).await;
+        let payload = vec![7u8; 100_000];
+        tunnel.write_all(&payload).await.expect("send");
+        let mut back = vec![0u8; payload.len()];
+        tunnel.read_exact(&mut back).await.expect("echo back");
+        // The tunnel is still open: the counters already have its bytes.
+        let text = get(admin, "/metrics").await.1;
+        for dir in ["up", "down"] {
+            let series = format!(
+                "jumpgate_transferred_bytes_total{{direction=\"{dir}\",upstream=\"jump\"}}"
+            );
+            assert_eq!(sample(&text, &series), Some(100_000.0), "{series}:\n{text}");
+        }
+        let (_, status) = get(admin, "/status").await;
+        let status: jumpgate::status::Status = serde_json::from_str(&status).expect("status JSON");
+        let session = &status.upstreams[0].sessions[0];
+        assert_eq!(
+            (session.channels, session.bytes_up, session.bytes_down),
+            (1, 100_000, 100_000)
+        );
+        drop(tunnel);
     })
     .await;
 }

@@ -10,6 +10,8 @@
 //! - `errors`: SOCKS reply codes, host key and key file errors, config errors and exit
 //!   codes, handshake timeouts, garbage on the SOCKS port.
 //! - `netns`: a private network behind the jump host, names resolved only there.
+//! - `observability`: the admin endpoint with real monitoring parts: `promtool check
+//!   metrics`, a real Prometheus scraping the gate, `/readyz` flips when sshd dies.
 //! - `stress`: long transfers through one session, and memory over many tunnels.
 //!
 //! Set `JG_TEST_STANDIN=ssh` to run the gate-based tests against `ssh -N -D` instead of
@@ -21,6 +23,7 @@ mod certificates;
 mod errors;
 mod faults;
 mod netns;
+mod observability;
 mod pool;
 mod stress;
 mod support;

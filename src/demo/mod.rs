@@ -26,6 +26,8 @@ use jump_host::{Behaviour, JumpHost, JumpHostConfig, DEMO_HOST};
 
 /// Ports tried after the requested one before letting the OS choose.
 const PORT_TRIES: u16 = 10;
+/// The admin endpoint's default port (`[admin] bind`), used when free.
+const ADMIN_PORT: u16 = 9191;
 
 pub async fn run(first_port: u16) -> u8 {
     match start(first_port).await {
@@ -111,7 +113,7 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
     let Some((_, addr)) = daemon.local_addrs().into_iter().next() else {
         return Ok(EXIT_RUNTIME);
     };
-    print_instructions(addr);
+    print_instructions(addr, daemon.admin_addr());
     let shutdown = Shutdown::new(Duration::from_secs(2));
     if let Err(e) = shutdown.on_signals() {
         error!(error = %e, "cannot install signal handlers");
@@ -129,7 +131,10 @@ async fn bind_first_free(upstream: Upstream, first: u16) -> Result<Daemon, DemoE
         .collect();
     ports.push(0);
     let mut last = None;
-    for port in ports {
+    // The admin endpoint's usual port if free, else any.
+    let mut admin = SocketAddr::from(([127, 0, 0, 1], ADMIN_PORT));
+    let mut next = 0;
+    while let Some(&port) = ports.get(next) {
         let config = Config {
             upstreams: vec![upstream.clone()],
             listeners: vec![Listener {
@@ -140,11 +145,18 @@ async fn bind_first_free(upstream: Upstream, first: u16) -> Result<Daemon, DemoE
                 handshake_timeout: Duration::from_secs(10),
                 connect_timeout: Duration::from_secs(10),
             }],
-            admin: None,
+            admin: Some(admin),
+            limits: Default::default(),
         };
         match Daemon::bind(config).await {
             Ok(d) => return Ok(d),
-            Err(e @ DaemonError::Bind { .. }) => last = Some(e),
+            Err(DaemonError::Bind { listener, .. }) if listener == "admin" && admin.port() != 0 => {
+                admin.set_port(0); // and the same SOCKS port again
+            }
+            Err(e @ DaemonError::Bind { .. }) => {
+                last = Some(e);
+                next += 1;
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -162,7 +174,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)
 }
 
-fn print_instructions(addr: SocketAddr) {
+fn print_instructions(addr: SocketAddr, admin: Option<SocketAddr>) {
     println!(
         "\njumpgate demo: a SOCKS5 proxy on {addr}, tunnelled over SSH to a built-in jump host.\n\
          \n\
@@ -178,4 +190,10 @@ fn print_instructions(addr: SocketAddr) {
         ip = addr.ip(),
         port = addr.port(),
     );
+    if let Some(admin) = admin {
+        println!(
+            "Status page: http://{admin}/   (or: jumpgate status --admin http://{admin})\n\
+             Metrics:     http://{admin}/metrics\n"
+        );
+    }
 }

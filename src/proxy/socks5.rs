@@ -17,10 +17,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use crate::limit::{Limits, Refusal};
 use crate::metrics::{self, ConnResult};
-use crate::relay::{self, End};
+use crate::relay::{self, End, Meter};
 use crate::ssh::pool::Pool;
 use crate::ssh::session::{FailureReason, OpenError};
+
+/// Numbers client connections for their log span (`conn`).
+static NEXT_CONNECTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Read buffer for the SOCKS handshake (a request is at most 262 bytes).
 const HANDSHAKE_BUFFER: usize = 512;
@@ -33,16 +37,19 @@ pub struct Socks5Listener {
     pub connect_timeout: Duration,
     /// Metric handles resolved once, so the data path does no label lookups.
     pub metrics: ListenerMetrics,
+    /// `[limits]`, shared by every listener.
+    pub limits: Arc<Limits>,
 }
 
 /// This listener's series (and its upstream's, for latency and bytes).
 pub struct ListenerMetrics {
     /// Indexed by `ConnResult as usize`.
-    connections: [prometheus::IntCounter; 3],
+    connections: [prometheus::IntCounter; 4],
     active: prometheus::IntGauge,
     connect_duration: prometheus::Histogram,
-    up: prometheus::IntCounter,
-    down: prometheus::IntCounter,
+    meter: Meter,
+    /// `jumpgate_rate_limited_total`: client rate, then max connections.
+    rate_limited: [prometheus::IntCounter; 2],
 }
 
 impl ListenerMetrics {
@@ -54,11 +61,16 @@ impl ListenerMetrics {
                 conn(ConnResult::Ok),
                 conn(ConnResult::Rejected),
                 conn(ConnResult::Failed),
+                conn(ConnResult::RateLimited),
             ],
             active: m.connections_active.with_label_values(&[listener]),
             connect_duration: m.connect_duration.with_label_values(&[upstream]),
-            up: m.transferred.with_label_values(&[upstream, "up"]),
-            down: m.transferred.with_label_values(&[upstream, "down"]),
+            meter: Meter {
+                up: m.transferred.with_label_values(&[upstream, "up"]),
+                down: m.transferred.with_label_values(&[upstream, "down"]),
+            },
+            rate_limited: [Refusal::ClientRate, Refusal::MaxConnections]
+                .map(|r| m.rate_limited.with_label_values(&[listener, r.label()])),
         }
     }
 }
@@ -100,7 +112,8 @@ impl Socks5Listener {
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let span = info_span!("socks", listener = %self.name, %peer);
+            let conn = NEXT_CONNECTION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let span = info_span!("socks", listener = %self.name, conn, %peer);
             tracker.spawn(
                 self.clone()
                     .serve_client(tcp, peer, force.clone())
@@ -123,6 +136,7 @@ impl Socks5Listener {
         let accepted = std::time::Instant::now();
         let m = &self.metrics;
         let _active = Active::new(m.active.clone());
+        let (_permit, refusal) = self.limits.admit(peer.ip());
         let outcome = |r: ConnResult| m.connections[r as usize].inc();
         let upstream = self.upstream.name();
         let handshake = async {
@@ -141,6 +155,13 @@ impl Socks5Listener {
                     return log_client_error(ClientError::HandshakeTimeout(self.handshake_timeout));
                 }
             };
+        if let Some(limit) = refusal {
+            debug!(limit = limit.label(), "rate limited");
+            m.rate_limited[limit as usize].inc();
+            let _ = proto.reply_error(&ReplyError::ConnectionNotAllowed).await;
+            outcome(ConnResult::RateLimited);
+            return;
+        }
         if !matches!(cmd, Socks5Command::TCPConnect) {
             debug!(command = ?cmd, "command not supported");
             let _ = proto.reply_error(&ReplyError::CommandNotSupported).await;
@@ -197,9 +218,16 @@ impl Socks5Listener {
         let session = guard.session().id;
         let stall = self.upstream.settings.upstream.stall_timeout;
         let early = bytes::Bytes::copy_from_slice(tcp.buffer());
-        let stats = relay::run(tcp.into_inner(), early, channel, guard, stall, force).await;
-        m.up.inc_by(stats.up);
-        m.down.inc_by(stats.down);
+        let stats = relay::run(
+            tcp.into_inner(),
+            early,
+            channel,
+            guard,
+            &m.meter,
+            stall,
+            force,
+        )
+        .await;
         let secs = stats.elapsed.as_secs_f64();
         match stats.end {
             End::Closed | End::ClientGone(_) => {

@@ -25,6 +25,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::session::{ChannelGuard, FailureReason, JumpSession, OpenError, SessionSettings};
 use crate::config::Backoff;
+use crate::status::{ErrorLog, HostStatus, SessionStatus, UpstreamStatus};
 
 /// Shared state of one upstream.
 pub struct Pool {
@@ -36,6 +37,8 @@ pub struct Pool {
     /// Ends every supervisor and on-demand session at shutdown.
     stop: CancellationToken,
     tasks: TaskTracker,
+    /// Recent errors, for `/status`.
+    errors: ErrorLog,
 }
 
 struct State {
@@ -54,6 +57,7 @@ struct HostHealth {
     failures: u32,
     /// Connects to this host in flight, so that simultaneous dials spread.
     dialing: usize,
+    last_error: Option<String>,
 }
 
 /// What the pool knows of a session when choosing; see `choose`.
@@ -103,6 +107,13 @@ fn pick_host(hosts: &[HostHealth], sessions: &[Arc<JumpSession>], now: Instant) 
 impl Pool {
     pub fn new(settings: SessionSettings) -> Arc<Pool> {
         let hosts = vec![HostHealth::default(); settings.upstream.hosts.len()];
+        // Both session series exist (at 0) from the start, so an upstream that has
+        // never had a session shows `ready 0` instead of no series, which alerts
+        // such as JumpgateUpstreamDown could not see.
+        let sessions = &crate::metrics::get().sessions;
+        for state in ["ready", "connecting", "draining"] {
+            sessions.with_label_values(&[&settings.upstream.name, state]);
+        }
         Arc::new(Pool {
             settings: Arc::new(settings),
             state: Mutex::new(State {
@@ -114,6 +125,7 @@ impl Pool {
             changed: Arc::new(Notify::new()),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            errors: ErrorLog::default(),
         })
     }
 
@@ -142,6 +154,65 @@ impl Pool {
             .collect()
     }
 
+    /// Hosts, sessions and recent errors, for `/status`.
+    pub fn status(&self) -> UpstreamStatus {
+        let u = &self.settings.upstream;
+        let st = self.lock();
+        let now = Instant::now();
+        let live: Vec<&Arc<JumpSession>> = st.sessions.iter().filter(|s| !s.is_dead()).collect();
+        let hosts = st
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| HostStatus {
+                address: self.settings.describe(i),
+                sessions: live.iter().filter(|s| s.target == i).count(),
+                connecting: h.dialing,
+                failures: h.failures,
+                retry_in_seconds: h
+                    .down_until
+                    .filter(|t| *t > now)
+                    .map(|t| (t - now).as_secs_f64()),
+                last_error: h.last_error.clone(),
+            })
+            .collect();
+        let sessions = live
+            .iter()
+            .map(|s| {
+                let (up, down) = s.traffic();
+                let state = if s.is_retired() {
+                    "draining"
+                } else if s.is_stalled() {
+                    "stalled"
+                } else {
+                    "ready"
+                };
+                let extra = s.extra.load(std::sync::atomic::Ordering::Relaxed);
+                SessionStatus {
+                    id: s.id,
+                    host: self.settings.describe(s.target),
+                    kind: if extra { "extra" } else { "slot" }.to_owned(),
+                    state: state.to_owned(),
+                    age_seconds: s.started.elapsed().as_secs_f64(),
+                    channels: s.channels(),
+                    bytes_up: up,
+                    bytes_down: down,
+                }
+            })
+            .collect();
+        UpstreamStatus {
+            name: u.name.clone(),
+            ready: !live.is_empty(),
+            sessions_min: u.sessions.min,
+            sessions_max: u.sessions.max,
+            max_channels_per_session: u.max_channels_per_session,
+            connecting: st.dialing,
+            hosts,
+            sessions,
+            recent_errors: self.errors.snapshot(),
+        }
+    }
+
     /// Opens a channel to `host:port` within `within`: on the least-loaded
     /// session, growing the pool if all are full, waiting for a session if
     /// none is ready. A channel that fails because its session just died is
@@ -157,13 +228,14 @@ impl Pool {
         let mut retried = false;
         let mut avoid = None;
         loop {
-            let mut guard =
-                self.reserve(deadline, avoid)
-                    .await
-                    .ok_or_else(|| OpenError::NoSession {
-                        upstream: self.name().to_owned(),
-                        waited: within,
-                    })?;
+            let Some(mut guard) = self.reserve(deadline, avoid).await else {
+                let e = OpenError::NoSession {
+                    upstream: self.name().to_owned(),
+                    waited: within,
+                };
+                self.errors.push(format!("open {host}:{port}: {e}"));
+                return Err(e);
+            };
             let left = deadline.saturating_duration_since(Instant::now());
             match guard.open(host, port, orig, left).await {
                 Ok(()) => {
@@ -195,6 +267,7 @@ impl Pool {
                 Err(e) => {
                     drop(guard);
                     self.changed.notify_waiters();
+                    self.errors.push(format!("open {host}:{port}: {e}"));
                     return Err(e);
                 }
             }
@@ -331,6 +404,12 @@ impl Pool {
                 let wait = backoff.next_wait();
                 h.down_until = Some(Instant::now() + wait);
                 let (n, failures) = (self.settings.describe(target), h.failures);
+                let text = e.to_string();
+                if failures == 1 || h.last_error.as_deref() != Some(text.as_str()) {
+                    self.errors
+                        .push(format!("{n}: cannot open SSH session: {text}"));
+                }
+                h.last_error = Some(text);
                 drop(st);
                 if failures == 1 {
                     error!(upstream = %self.name(), host = %n, error = %e, "cannot open SSH session");
@@ -355,11 +434,27 @@ impl Pool {
     }
 
     /// Removes a dead or retired session and tells waiters.
-    fn forget(&self, s: &Arc<JumpSession>) {
-        crate::metrics::get()
-            .sessions
-            .with_label_values(&[self.name(), "ready"])
-            .dec();
+    /// Disconnects politely, counted as `draining` (not `ready`) meanwhile.
+    /// Returns false: the session no longer counts as ready (for `forget`).
+    async fn drain(&self, s: &Arc<JumpSession>, why: &str) -> bool {
+        let sessions = &crate::metrics::get().sessions;
+        let draining = sessions.with_label_values(&[self.name(), "draining"]);
+        sessions.with_label_values(&[self.name(), "ready"]).dec();
+        draining.inc();
+        s.disconnect(why).await;
+        draining.dec();
+        false
+    }
+
+    /// Removes a session that ended; `counted_ready` says whether it still
+    /// counts in `jumpgate_sessions{state="ready"}`.
+    fn forget(&self, s: &Arc<JumpSession>, counted_ready: bool) {
+        if counted_ready {
+            crate::metrics::get()
+                .sessions
+                .with_label_values(&[self.name(), "ready"])
+                .dec();
+        }
         let mut st = self.lock();
         st.sessions.retain(|x| x.id != s.id && !x.is_dead());
         self.log_readiness(&mut st);
@@ -388,20 +483,27 @@ impl Pool {
                     last_error_logged = false;
                     let span =
                         info_span!("session", upstream = %self.name(), id = session.id, slot);
-                    async {
+                    let counted_ready = async {
                         info!(host = %self.settings.describe(target), "session ready");
                         tokio::select! {
                             _ = session.closed() => {
-                                warn!(channels = session.channels(), "session lost, reconnecting");
+                                let reason = session.end_reason();
+                                warn!(channels = session.channels(), %reason, "session lost, reconnecting");
+                                self.errors.push(format!(
+                                    "session {} to {} lost: {reason}",
+                                    session.id,
+                                    self.settings.describe(target)
+                                ));
+                                true
                             }
                             _ = self.stop.cancelled() => {
-                                session.disconnect("jumpgate shutting down").await;
+                                self.drain(&session, "jumpgate shutting down").await
                             }
                         }
                     }
                     .instrument(span)
                     .await;
-                    self.forget(&session);
+                    self.forget(&session, counted_ready);
                 }
                 None => {
                     let wait = backoff.next_wait();
@@ -429,21 +531,29 @@ impl Pool {
             me.lock().dialing -= 1;
             me.changed.notify_waiters();
             let Some(session) = s else { return };
+            session
+                .extra
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let span =
                 info_span!("session", upstream = %me.name(), id = session.id, slot = "extra");
-            async {
+            let counted_ready = async {
                 info!(host = %me.settings.describe(target), "extra session ready");
                 let idle = me.settings.upstream.sessions.idle_timeout;
                 let mut idle_since: Option<Instant> = None;
                 loop {
                     tokio::select! {
                         _ = session.closed() => {
-                            warn!(channels = session.channels(), "extra session lost");
-                            break;
+                            let reason = session.end_reason();
+                            warn!(channels = session.channels(), %reason, "extra session lost");
+                            me.errors.push(format!(
+                                "session {} to {} lost: {reason}",
+                                session.id,
+                                me.settings.describe(target)
+                            ));
+                            break true;
                         }
                         _ = me.stop.cancelled() => {
-                            session.disconnect("jumpgate shutting down").await;
-                            break;
+                            break me.drain(&session, "jumpgate shutting down").await;
                         }
                         _ = tokio::time::sleep(idle.min(Duration::from_secs(1))) => {}
                     }
@@ -454,14 +564,13 @@ impl Pool {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= idle && me.above_min() && session.retire() {
                         info!("idle extra session closed");
-                        session.disconnect("idle").await;
-                        break;
+                        break me.drain(&session, "idle").await;
                     }
                 }
             }
             .instrument(span)
             .await;
-            me.forget(&session);
+            me.forget(&session, counted_ready);
         });
     }
 
@@ -585,7 +694,7 @@ mod tests {
         let down = HostHealth {
             down_until: Some(now + Duration::from_secs(5)),
             failures: 1,
-            dialing: 0,
+            ..HostHealth::default()
         };
         let busy = HostHealth {
             dialing: 1,
@@ -598,7 +707,7 @@ mod tests {
         let later = HostHealth {
             down_until: Some(now + Duration::from_secs(9)),
             failures: 2,
-            dialing: 0,
+            ..HostHealth::default()
         };
         assert_eq!(pick_host(&[later, down], &[], now), 1);
     }

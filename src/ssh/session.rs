@@ -282,6 +282,15 @@ pub struct JumpSession {
     stalled: AtomicUsize,
     /// Set when an idle extra session is being closed: no new channels.
     retired: AtomicBool,
+    /// Opened for a burst (above `sessions.min`), for status.
+    pub extra: AtomicBool,
+    pub started: std::time::Instant,
+    /// Bytes relayed over the session's life, for status (client -> jump
+    /// host, and back).
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+    /// Why the session ended, as russh reported it to the handler.
+    ended: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for JumpSession {
@@ -346,6 +355,7 @@ struct JumpHandler {
     /// The host-key error, kept so that `connect` can report it instead of
     /// russh's generic "unknown key".
     key_error: Arc<Mutex<Option<HostKeyError>>>,
+    ended: Arc<Mutex<Option<String>>>,
 }
 
 impl client::Handler for JumpHandler {
@@ -419,6 +429,18 @@ impl client::Handler for JumpHandler {
         &mut self,
         reason: client::DisconnectReason<Self::Error>,
     ) -> Result<(), Self::Error> {
+        let why = match &reason {
+            client::DisconnectReason::ReceivedDisconnect(info) => {
+                format!("the jump host disconnected: {}", info.message)
+            }
+            client::DisconnectReason::Error(russh::Error::KeepaliveTimeout) => {
+                "keepalive timeout: the jump host stopped answering".to_owned()
+            }
+            client::DisconnectReason::Error(e) => e.to_string(),
+        };
+        if let Ok(mut slot) = self.ended.lock() {
+            slot.get_or_insert(why);
+        }
         match reason {
             client::DisconnectReason::ReceivedDisconnect(_) => Ok(()),
             client::DisconnectReason::Error(e) => {
@@ -515,6 +537,11 @@ impl JumpSession {
             channels: AtomicUsize::new(0),
             stalled: AtomicUsize::new(0),
             retired: AtomicBool::new(false),
+            extra: AtomicBool::new(false),
+            started: std::time::Instant::now(),
+            bytes_up: AtomicU64::new(0),
+            bytes_down: AtomicU64::new(0),
+            ended: hop.ended,
         }))
     }
 
@@ -563,6 +590,41 @@ impl JumpSession {
 
     pub fn channels(&self) -> usize {
         self.channels.load(Ordering::Relaxed)
+    }
+
+    /// Whether a tunnel on this session has a client that stopped reading.
+    pub fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed) > 0
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    pub fn count_up(&self, n: u64) {
+        self.bytes_up.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn count_down(&self, n: u64) {
+        self.bytes_down.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// (up, down) bytes over the session's life.
+    pub fn traffic(&self) -> (u64, u64) {
+        (
+            self.bytes_up.load(Ordering::Relaxed),
+            self.bytes_down.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Why the session ended, once it has ("connection closed" when russh
+    /// gave no reason).
+    pub fn end_reason(&self) -> String {
+        self.ended
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .unwrap_or_else(|| "connection closed".to_owned())
     }
 
     /// Polite goodbye (SSH_MSG_DISCONNECT), used at shutdown.
@@ -690,6 +752,7 @@ struct Hop {
     handle: Handle<JumpHandler>,
     dead: CancellationToken,
     failures: Arc<FailureTexts>,
+    ended: Arc<Mutex<Option<String>>>,
 }
 
 async fn tcp_connect(e: &Endpoint) -> Result<tokio::net::TcpStream, ConnectError> {
@@ -730,6 +793,7 @@ where
     let dead = CancellationToken::new();
     let failures = Arc::new(FailureTexts::default());
     let key_error = Arc::new(Mutex::new(None));
+    let ended = Arc::new(Mutex::new(None));
     let handler = JumpHandler {
         host: endpoint.host.clone(),
         port: endpoint.port,
@@ -739,6 +803,7 @@ where
         failures: failures.clone(),
         upstream: u.name.clone(),
         key_error: key_error.clone(),
+        ended: ended.clone(),
     };
     let mut handle = match client::connect_stream(settings.ssh.clone(), stream, handler).await {
         Ok(h) => h,
@@ -755,6 +820,7 @@ where
         handle,
         dead,
         failures,
+        ended,
     })
 }
 

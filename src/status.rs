@@ -1,0 +1,189 @@
+//! What `/status` reports (JSON), the HTML page at `/` and `jumpgate status`
+//! show: per upstream its hosts, sessions (state, age, channels, traffic) and
+//! recent errors; listeners; limits. The types are shared by the server
+//! (`StatusSource::snapshot`) and the `jumpgate status` client, which
+//! deserialises them, so both ends agree by construction.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::limit::Limits;
+use crate::ssh::pool::Pool;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    pub version: String,
+    pub uptime_seconds: f64,
+    /// Every upstream has a live session and we are not draining (`/readyz`).
+    pub ready: bool,
+    pub draining: bool,
+    pub upstreams: Vec<UpstreamStatus>,
+    pub listeners: Vec<ListenerStatus>,
+    pub limits: LimitsStatus,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UpstreamStatus {
+    pub name: String,
+    /// At least one live session.
+    pub ready: bool,
+    pub sessions_min: usize,
+    pub sessions_max: usize,
+    pub max_channels_per_session: usize,
+    /// Session connects in flight.
+    pub connecting: usize,
+    pub hosts: Vec<HostStatus>,
+    pub sessions: Vec<SessionStatus>,
+    /// Newest first, at most `RECENT_ERRORS`.
+    pub recent_errors: Vec<ErrorStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostStatus {
+    /// `user@host:port`, with ` via hop,...` for a ProxyJump chain.
+    pub address: String,
+    /// Live sessions to this host.
+    pub sessions: usize,
+    pub connecting: usize,
+    /// Failed connects in a row (0 when the last one worked).
+    pub failures: u32,
+    /// Set while the host is in backoff after a failure.
+    pub retry_in_seconds: Option<f64>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionStatus {
+    pub id: u64,
+    pub host: String,
+    /// `slot` (kept open, `sessions.min`) or `extra` (opened for a burst).
+    pub kind: String,
+    /// `ready`, `stalled` (a tunnel's client stopped reading: no new
+    /// channels) or `draining` (idle extra session being closed).
+    pub state: String,
+    pub age_seconds: f64,
+    pub channels: usize,
+    /// Client -> jump host, over the session's life.
+    pub bytes_up: u64,
+    /// Jump host -> client.
+    pub bytes_down: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorStatus {
+    /// Seconds since the Unix epoch.
+    pub unix_time: f64,
+    pub age_seconds: f64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ListenerStatus {
+    pub name: String,
+    pub kind: String,
+    pub bind: String,
+    pub via: String,
+    pub connections_active: i64,
+    /// `jumpgate_connections_total` of this listener, by result.
+    pub connections_ok: u64,
+    pub connections_failed: u64,
+    pub connections_rejected: u64,
+    pub connections_rate_limited: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LimitsStatus {
+    pub connections_per_second_per_client: Option<u32>,
+    pub max_connections: Option<usize>,
+    /// Client connections open now, over all listeners.
+    pub connections: usize,
+    /// Connections refused by a limit since start.
+    pub rate_limited: u64,
+}
+
+/// How many recent errors an upstream keeps for `/status`.
+pub const RECENT_ERRORS: usize = 20;
+
+/// A bounded log of an upstream's recent errors (session connects that
+/// failed, sessions lost, channel opens refused), for people, not alerts.
+#[derive(Default)]
+pub struct ErrorLog {
+    entries: Mutex<VecDeque<(SystemTime, Instant, String)>>,
+}
+
+impl ErrorLog {
+    pub fn push(&self, message: String) {
+        let mut q = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= RECENT_ERRORS {
+            q.pop_front();
+        }
+        q.push_back((SystemTime::now(), Instant::now(), message));
+    }
+
+    /// Newest first.
+    pub fn snapshot(&self) -> Vec<ErrorStatus> {
+        let q = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        q.iter()
+            .rev()
+            .map(|(at, mono, message)| ErrorStatus {
+                unix_time: at
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+                age_seconds: mono.elapsed().as_secs_f64(),
+                message: message.clone(),
+            })
+            .collect()
+    }
+}
+
+/// What a listener is, for status (its counters come from the metrics).
+#[derive(Debug, Clone)]
+pub struct ListenerInfo {
+    pub name: String,
+    pub kind: String,
+    pub bind: String,
+    pub via: String,
+}
+
+/// Everything `/status` reads, owned by the daemon.
+pub struct StatusSource {
+    pub started: Instant,
+    pub pools: Vec<Arc<Pool>>,
+    pub listeners: Vec<ListenerInfo>,
+    pub limits: Arc<Limits>,
+}
+
+impl StatusSource {
+    pub fn snapshot(&self, draining: bool) -> Status {
+        let upstreams: Vec<UpstreamStatus> = self.pools.iter().map(|p| p.status()).collect();
+        let m = crate::metrics::get();
+        let count = |l: &str, r: &str| m.connections.with_label_values(&[l, r]).get();
+        let listeners = self
+            .listeners
+            .iter()
+            .map(|l| ListenerStatus {
+                name: l.name.clone(),
+                kind: l.kind.clone(),
+                bind: l.bind.clone(),
+                via: l.via.clone(),
+                connections_active: m.connections_active.with_label_values(&[&l.name]).get(),
+                connections_ok: count(&l.name, "ok"),
+                connections_failed: count(&l.name, "failed"),
+                connections_rejected: count(&l.name, "rejected"),
+                connections_rate_limited: count(&l.name, "rate_limited"),
+            })
+            .collect();
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            ready: !draining && upstreams.iter().all(|u| u.ready),
+            draining,
+            upstreams,
+            listeners,
+            limits: self.limits.status(),
+        }
+    }
+}
