@@ -365,6 +365,87 @@ mod tests {
         );
     }
 
+    /// A certificate of `cert_type` for `key`'s public half, signed by a fresh CA.
+    fn cert_for(key: &Path, cert_type: russh::keys::ssh_key::certificate::CertType) -> String {
+        use russh::keys::ssh_key::certificate::Builder;
+        let private = russh::keys::load_secret_key(key, None).expect("load key");
+        let ca =
+            PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519).expect("ca");
+        let mut b = Builder::new(
+            vec![0u8; 32],
+            private.public_key().key_data().clone(),
+            0,
+            10,
+        )
+        .expect("builder");
+        b.cert_type(cert_type).expect("type");
+        b.key_id("unit").expect("id");
+        b.valid_principal("ci").expect("principal");
+        b.sign(&ca).expect("sign").to_openssh().expect("encode")
+    }
+
+    fn upstream(key: &Path, certs: &[&Path]) -> Upstream {
+        let list = |ps: &[&Path]| {
+            ps.iter()
+                .map(|p| format!("{:?}", p.display().to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let toml = format!(
+            "[[upstream]]\nname = \"u\"\nhost = \"h\"\nuser = \"ci\"\n\
+             identity_files = [{}]\ncertificate_files = [{}]\n\
+             [[listener]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n",
+            list(&[key]),
+            list(certs)
+        );
+        crate::config::Config::from_toml(&toml, Path::new("t.toml"))
+            .expect("config")
+            .upstreams
+            .remove(0)
+    }
+
+    #[test]
+    fn certificates_are_found_next_to_keys_and_matched_by_key() {
+        use russh::keys::ssh_key::certificate::CertType;
+        let dir = tempfile::tempdir().expect("tmp");
+        let key = write_key(dir.path(), 0o600, None);
+        let other = write_key(dir.path(), 0o400, None);
+        let companion = PathBuf::from(format!("{}-cert.pub", key.display()));
+
+        // A companion that certifies another key is ignored (ssh warns, too).
+        std::fs::write(&companion, cert_for(&other, CertType::User)).expect("write");
+        let ids = load_upstream(&upstream(&key, &[])).expect("load");
+        assert!(ids[0].certificates.is_empty());
+
+        std::fs::write(&companion, cert_for(&key, CertType::User)).expect("write");
+        let ids = load_upstream(&upstream(&key, &[])).expect("load");
+        assert_eq!(ids[0].certificates.len(), 1);
+        let c = &ids[0].certificates[0];
+        assert!(c.describe().contains("key id \"unit\""), "{}", c.describe());
+        assert_eq!(
+            c.validity_problem(100).as_deref(),
+            Some("EXPIRED at 1970-01-01T00:00:10Z")
+        );
+        assert_eq!(c.validity_problem(5), None);
+
+        // Listed again in certificate_files: still one.
+        let ids = load_upstream(&upstream(&key, &[&companion])).expect("load");
+        assert_eq!(ids[0].certificates.len(), 1);
+
+        let stranger = dir.path().join("stranger-cert.pub");
+        std::fs::write(&stranger, cert_for(&other, CertType::User)).expect("write");
+        let e = load_upstream(&upstream(&key, &[&stranger])).expect_err("unmatched");
+        assert!(matches!(e, IdentityError::CertUnmatched { .. }), "{e}");
+        let host = dir.path().join("host-cert.pub");
+        std::fs::write(&host, cert_for(&key, CertType::Host)).expect("write");
+        let e = load_upstream(&upstream(&key, &[&host])).expect_err("host cert");
+        assert!(e.to_string().contains("a host certificate"), "{e}");
+        let junk = dir.path().join("junk-cert.pub");
+        std::fs::write(&junk, "ssh-ed25519-cert-v01@openssh.com AAAA").expect("write");
+        let e = load_upstream(&upstream(&key, &[&junk])).expect_err("junk");
+        assert!(e.to_string().contains("not an OpenSSH certificate"), "{e}");
+    }
+
     #[test]
     fn passphrase_file_drops_trailing_newline() {
         let dir = tempfile::tempdir().expect("tmp");
