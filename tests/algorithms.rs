@@ -62,6 +62,17 @@ async fn list_takes_effect(
         assert!(out.contains(&want), "{name}: want {want:?} in:\n{out}");
         assert!(out.contains(&format!("ours ({key})")), "{name}: {out}");
     }
+
+    // The daemon says the same at ERROR, and keeps running (it retries).
+    let refused = GateConfig::new(&sshd).upstream_line(&format!("{key} = {refused}"));
+    let mut gate = Gate::start_unready(&refused).await;
+    let want = format!("no matching {what} found. Their offer: {offer}");
+    let line = gate
+        .wait_log(Duration::from_secs(20), |l| l.contains(&want))
+        .await
+        .unwrap_or_else(|| panic!("no {want:?} in the log:\n{}", gate.log_text()));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(gate.exited().is_none(), "log:\n{}", gate.log_text());
     assert_eq!(
         sshd.logins(),
         logins,
