@@ -79,7 +79,7 @@ impl ConnectError {
                     russh::AlgorithmKind::Key => ("host key type", "host_key_algorithms"),
                     russh::AlgorithmKind::Cipher => ("cipher", "ciphers"),
                     russh::AlgorithmKind::Mac => ("MAC", "macs"),
-                    russh::AlgorithmKind::Compression => ("compression method", "(none)"),
+                    russh::AlgorithmKind::Compression => ("compression method", "not configurable"),
                 };
                 ConnectError::NoCommonAlgorithm {
                     addr,
