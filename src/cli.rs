@@ -161,7 +161,7 @@ async fn check(path: &std::path::Path) -> u8 {
     println!("{}: config ok", path.display());
     let mut code = 0;
     for u in &config.upstreams {
-        let ids = match identity::load_all(&u.identity_files, u.passphrase.as_ref()) {
+        let ids = match identity::load_upstream(u) {
             Ok(ids) => ids,
             Err(e) => {
                 println!("upstream {}: FAILED: {e}", u.name);

@@ -122,6 +122,11 @@ pub struct Upstream {
     /// ssh's ExitOnForwardFailure: a refused remote forward ends the daemon
     /// (exit 1) instead of being logged and retried.
     pub exit_on_forward_failure: bool,
+    /// Algorithm preferences; checked against what russh implements.
+    pub algorithms: Algorithms,
+    /// OpenSSH user certificates, each used with the identity file whose key
+    /// it certifies (besides `<identity>-cert.pub`, found automatically).
+    pub certificate_files: Vec<PathBuf>,
 }
 
 /// `remote_forwards = [{ bind = "[host:]port", to = "host:port" }]`: the jump
@@ -150,6 +155,17 @@ impl fmt::Display for RemoteForward {
         };
         write!(f, "{bind} -> {to}")
     }
+}
+
+/// Algorithm lists in OpenSSH names, most preferred first (or OpenSSH's
+/// `+`/`-`/`^` modifiers on the defaults); `None` = jumpgate's defaults.
+/// See `ssh::algorithms`.
+#[derive(Clone, Debug, Default)]
+pub struct Algorithms {
+    pub kex: Option<Vec<String>>,
+    pub ciphers: Option<Vec<String>>,
+    pub macs: Option<Vec<String>>,
+    pub host_key_algorithms: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,6 +268,12 @@ struct RawUpstream {
     #[serde(default)]
     remote_forwards: Vec<Spanned<RawRemoteForward>>,
     exit_on_forward_failure: Option<bool>,
+    kex: Option<Spanned<Vec<String>>>,
+    ciphers: Option<Spanned<Vec<String>>>,
+    macs: Option<Spanned<Vec<String>>>,
+    host_key_algorithms: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    certificate_files: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -666,6 +688,12 @@ impl Cx<'_> {
                 ));
             }
         }
+        let algorithms = self.algorithms(u)?;
+        let certificate_files = u
+            .certificate_files
+            .iter()
+            .map(|p| expand_tilde(p.get_ref()))
+            .collect();
         Ok(Upstream {
             name,
             hosts,
@@ -684,6 +712,26 @@ impl Cx<'_> {
             stall_timeout,
             remote_forwards,
             exit_on_forward_failure: u.exit_on_forward_failure.unwrap_or(false),
+            algorithms,
+            certificate_files,
+        })
+    }
+
+    /// The four algorithm lists, each checked where it is written.
+    fn algorithms(&self, u: &RawUpstream) -> Result<Algorithms, ConfigError> {
+        use crate::ssh::algorithms::{resolve, Kind};
+        let list = |kind: Kind, v: &Option<Spanned<Vec<String>>>| match v {
+            None => Ok(None),
+            Some(l) => match resolve(kind, Some(l.get_ref())) {
+                Ok(_) => Ok(Some(l.get_ref().clone())),
+                Err(e) => Err(self.err(l, e.to_string())),
+            },
+        };
+        Ok(Algorithms {
+            kex: list(Kind::Kex, &u.kex)?,
+            ciphers: list(Kind::Cipher, &u.ciphers)?,
+            macs: list(Kind::Mac, &u.macs)?,
+            host_key_algorithms: list(Kind::HostKey, &u.host_key_algorithms)?,
         })
     }
 
@@ -1307,6 +1355,40 @@ handshake_timeout = "3s"
         assert_eq!(b(":22"), None);
         assert_eq!(b("host:70000"), None);
         assert_eq!(b("host"), None);
+    }
+
+    #[test]
+    fn algorithm_lists_and_certificates() {
+        let c = parse(GOOD).expect("valid");
+        assert!(c.upstreams[0].algorithms.ciphers.is_none());
+        assert!(c.upstreams[0].certificate_files.is_empty());
+        let text = GOOD.replace(
+            "user = \"ci\"",
+            "user = \"ci\"\nciphers = [\"aes256-ctr\"]\nkex = [\"curve25519-sha256\"]\n\
+             macs = [\"+hmac-sha1\"]\nhost_key_algorithms = [\"ssh-ed25519\"]\n\
+             certificate_files = [\"~/.ssh/id_ed25519-cert.pub\"]",
+        );
+        let u = &parse(&text).expect("valid").upstreams[0];
+        assert_eq!(
+            u.algorithms.ciphers.as_deref(),
+            Some(&["aes256-ctr".to_owned()][..])
+        );
+        assert_eq!(
+            u.algorithms.macs.as_deref(),
+            Some(&["+hmac-sha1".to_owned()][..])
+        );
+        assert!(u.certificate_files[0].ends_with(".ssh/id_ed25519-cert.pub"));
+        assert!(!u.certificate_files[0].starts_with("~"));
+        let bad = GOOD.replace(
+            "user = \"ci\"",
+            "user = \"ci\"\nciphers = [\"aes256-ctr\"]\nmacs = [\"hmac-md5\"]",
+        );
+        let e = parse(&bad).expect_err("md5").to_string();
+        assert!(
+            e.starts_with("/etc/jumpgate.toml:7: macs: \"hmac-md5\" is not supported"),
+            "{e}"
+        );
+        assert!(e.contains("hmac-sha2-256-etm@openssh.com"), "{e}");
     }
 
     #[test]

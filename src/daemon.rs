@@ -104,13 +104,10 @@ impl Daemon {
     pub async fn bind(config: Config) -> Result<Daemon, DaemonError> {
         let mut upstreams = Vec::new();
         for u in &config.upstreams {
-            let ids =
-                identity::load_all(&u.identity_files, u.passphrase.as_ref()).map_err(|source| {
-                    DaemonError::Identity {
-                        upstream: u.name.clone(),
-                        source,
-                    }
-                })?;
+            let ids = identity::load_upstream(u).map_err(|source| DaemonError::Identity {
+                upstream: u.name.clone(),
+                source,
+            })?;
             upstreams.push(Pool::new(SessionSettings::new(u.clone(), ids)));
         }
         let limits = Limits::new(config.limits);

@@ -3,6 +3,8 @@
 //! loopback (or inside a network namespace the test creates) and talk to it with real
 //! clients: `curl` and a small SOCKS5 client in `support::socks`.
 //!
+//! - `algorithms`: kex/cipher/MAC/host key lists against an sshd offering one of each.
+//! - `certificates`: user certificates signed by a CA the sshd trusts.
 //! - `tunnel`: what a user sees working: pages, byte-exact transfers, half-close,
 //!   concurrency, key types, known_hosts modes, `jumpgate demo`.
 //! - `errors`: SOCKS reply codes, host key and key file errors, config errors and exit
@@ -19,6 +21,8 @@
 //! jumpgate (used to validate this suite itself; see `support::gate`).
 
 mod admin;
+mod algorithms;
+mod certificates;
 mod errors;
 mod faults;
 mod forward;

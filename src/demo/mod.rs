@@ -105,6 +105,8 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
         stall_timeout: DEFAULT_STALL_TIMEOUT,
         remote_forwards: Vec::new(),
         exit_on_forward_failure: false,
+        algorithms: Default::default(),
+        certificate_files: vec![],
     };
     let ids = identity::load_all(&upstream.identity_files, None)?;
     drop(ids); // loaded again by the daemon; this only fails early with a clear error

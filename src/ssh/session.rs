@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
-use russh::{cipher, Channel, ChannelOpenFailure};
+use russh::{Channel, ChannelOpenFailure};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
@@ -51,8 +51,47 @@ pub enum ConnectError {
         to: String,
         reason: String,
     },
+    /// OpenSSH's wording, plus which config key to change.
+    #[error(
+        "Unable to negotiate with {addr}: no matching {what} found. Their offer: {theirs}; \
+         ours ({key}): {ours}"
+    )]
+    NoCommonAlgorithm {
+        addr: String,
+        what: &'static str,
+        key: &'static str,
+        theirs: String,
+        ours: String,
+    },
     #[error("{addr}: SSH handshake failed: {source}")]
     Ssh { addr: String, source: russh::Error },
+}
+
+impl ConnectError {
+    /// A handshake error from russh, with the cases a user can fix in the
+    /// config told apart.
+    fn handshake(addr: &Endpoint, source: russh::Error) -> ConnectError {
+        let addr = addr.to_string();
+        match source {
+            russh::Error::NoCommonAlgo { kind, ours, theirs } => {
+                let (what, key) = match kind {
+                    russh::AlgorithmKind::Kex => ("key exchange method", "kex"),
+                    russh::AlgorithmKind::Key => ("host key type", "host_key_algorithms"),
+                    russh::AlgorithmKind::Cipher => ("cipher", "ciphers"),
+                    russh::AlgorithmKind::Mac => ("MAC", "macs"),
+                    russh::AlgorithmKind::Compression => ("compression method", "not configurable"),
+                };
+                ConnectError::NoCommonAlgorithm {
+                    addr,
+                    what,
+                    key,
+                    theirs: theirs.join(","),
+                    ours: ours.join(","),
+                }
+            }
+            source => ConnectError::Ssh { addr, source },
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,16 +238,25 @@ impl SessionSettings {
 
 /// Our russh client settings; see DESIGN.md "Facts" for why each differs.
 fn russh_config(u: &Upstream) -> client::Config {
-    let mut c = client::Config::default();
-    // AES-GCM is fastest where the CPU has AES instructions, and russh does
-    // not list it by default.
-    c.preferred.cipher = std::borrow::Cow::Owned(vec![
-        cipher::AES_128_GCM,
-        cipher::CHACHA20_POLY1305,
-        cipher::AES_256_GCM,
-        cipher::AES_256_CTR,
-        cipher::AES_128_CTR,
-    ]);
+    let mut c = client::Config {
+        // Our defaults (AES-GCM first) or the upstream's lists.
+        preferred: super::algorithms::preferred(&u.algorithms),
+        ..Default::default()
+    };
+    // Without an explicit host_key_algorithms, ask for host certificates
+    // (ahead of plain keys) only where known_hosts trusts a host CA, as ssh
+    // does: elsewhere a certificate could only be checked as its plain key.
+    let names: Vec<String> = u
+        .hosts
+        .iter()
+        .chain(u.proxy_jump.iter().map(|h| &h.endpoint))
+        .map(|e| known_hosts::host_entry_name(&e.host, e.port))
+        .collect();
+    if u.algorithms.host_key_algorithms.is_none()
+        && known_hosts::has_cert_authority(&u.known_hosts, &names)
+    {
+        c.preferred.host_key_certificates = c.preferred.key.clone();
+    }
     // russh's own rekey aborts a busy session (Error::Pending when more than
     // 2 x window arrives during it). Let the server drive rekeys: OpenSSH
     // rekeys by its cipher's limit (1 GiB for chacha, 64 GiB for AES-GCM),
@@ -342,12 +390,34 @@ impl client::Handler for JumpHandler {
         &mut self,
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        // A host certificate's key goes through known_hosts like a plain key:
-        // we do not trust host CAs yet.
+        // A host certificate is checked against the CAs known_hosts trusts
+        // for this host; with none, its key goes through known_hosts like a
+        // plain key.
         let owned;
         let key: &PublicKey = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => key,
             PublicKeyOrCertificate::Certificate(c) => {
+                let now = super::identity::unix_now();
+                let (kh, host, port) = (&self.known_hosts, &self.host, self.port);
+                match known_hosts::verify_certificate(self.policy, kh, host, port, c, now) {
+                    Ok(Some(Verdict::Known)) => {
+                        debug!(host = %self.host, port = self.port, key_id = c.key_id(),
+                            "host certificate signed by a trusted CA");
+                        return Ok(true);
+                    }
+                    Ok(Some(_)) => {
+                        warn!(host = %self.host, port = self.port, key_id = c.key_id(),
+                            "host certificate NOT checked (host_key_check = \"off\")");
+                        return Ok(true);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        if let Ok(mut slot) = self.key_error.lock() {
+                            *slot = Some(e);
+                        }
+                        return Ok(false);
+                    }
+                }
                 owned = PublicKey::new(c.public_key().clone(), "");
                 &owned
             }
@@ -844,10 +914,7 @@ where
             if let Some(ke) = key_error.lock().ok().and_then(|mut s| s.take()) {
                 return Err(ke.into());
             }
-            return Err(ConnectError::Ssh {
-                addr: endpoint.to_string(),
-                source: e,
-            });
+            return Err(ConnectError::handshake(endpoint, e));
         }
     };
     authenticate(&mut handle, settings, endpoint, user).await?;
@@ -860,8 +927,8 @@ where
     })
 }
 
-/// Public-key authentication: configured identity files first, then the
-/// agent's keys (as ssh does).
+/// Public-key authentication: configured identity files first (each one's
+/// certificates, then the key itself), then the agent's keys (as ssh does).
 async fn authenticate(
     handle: &mut Handle<JumpHandler>,
     settings: &SessionSettings,
@@ -876,6 +943,32 @@ async fn authenticate(
         source,
     };
     for id in &settings.identities {
+        // Certificates first, then the plain key (ssh's order).
+        for c in &id.certificates {
+            let res = handle
+                .authenticate_openssh_cert(user, id.key.clone(), c.cert.clone())
+                .await
+                .map_err(ssh_err)?;
+            let problem = c
+                .validity_problem(super::identity::unix_now())
+                .or_else(|| c.caveat().map(str::to_owned));
+            tried.push(match &problem {
+                Some(p) => format!("certificate {} [{p}]", c.describe()),
+                None => format!("certificate {}", c.describe()),
+            });
+            match res {
+                client::AuthResult::Success => {
+                    debug!(certificate = %c.path.display(), "authenticated");
+                    return Ok(());
+                }
+                // The plain key's attempt that follows updates `methods`.
+                client::AuthResult::Failure { .. } => {
+                    info!(%user, host = %endpoint, certificate = %c.describe(),
+                        problem = problem.as_deref().unwrap_or("none seen here"),
+                        "certificate refused");
+                }
+            }
+        }
         let hash = rsa_hash(handle, id.key.algorithm().is_rsa())
             .await
             .map_err(ssh_err)?;

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use gate::{Gate, GateConfig};
-pub use sshd::{KeyKind, Sshd, SshdOptions};
+pub use sshd::{CertAuthority, KeyKind, Sshd, SshdOptions};
 
 /// Runs a test body under a deadline, so that no test can hang the suite.
 pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
