@@ -10,7 +10,12 @@ command -v ssh >/dev/null || need+=(openssh-client)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
+command -v ss >/dev/null || need+=(iproute2) # ss: tests/forward.rs finds the sshd process holding a port
 command -v python3 >/dev/null || need+=(python3)
+# promtool and prometheus: tests/observability.rs runs both (and check-monitoring promtool).
+{ [ -x /usr/bin/promtool ] && [ -x /usr/bin/prometheus ]; } || need+=(prometheus)
+# The status page test renders it in headless Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo

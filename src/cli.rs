@@ -77,6 +77,14 @@ enum Command {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
         args: Vec<String>,
     },
+    /// Show a running jumpgate's upstreams, sessions, listeners, limits and
+    /// recent errors (from its admin endpoint's /status); exit 0 when ready.
+    Status {
+        /// The admin endpoint (`[admin] bind`), as http://HOST:PORT.
+        #[arg(long, value_name = "URL", default_value = crate::status_table::DEFAULT_ADMIN,
+              value_parser = crate::status_table::AdminUrl::parse)]
+        admin: crate::status_table::AdminUrl,
+    },
     /// No setup: a built-in jump host and a SOCKS5 endpoint to try.
     Demo {
         /// Port to try first (the next free one is used if taken).
@@ -136,6 +144,7 @@ pub fn main() -> ExitCode {
                 Some(u) => crate::up::run(u).await,
                 None => EXIT_USAGE,
             },
+            Command::Status { admin } => crate::status_table::run(&admin).await,
         }
     });
     ExitCode::from(code)
@@ -171,8 +180,13 @@ pub async fn serve_config(config: Config) -> u8 {
         error!(error = %e, "cannot install signal handlers");
         return EXIT_RUNTIME;
     }
-    daemon.serve(shutdown).await;
-    0
+    match daemon.serve(shutdown).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("jumpgate: {e}");
+            e.exit_code()
+        }
+    }
 }
 
 async fn run(path: &std::path::Path) -> u8 {
@@ -190,7 +204,7 @@ async fn check(path: &std::path::Path) -> u8 {
     println!("{}: config ok", path.display());
     let mut code = 0;
     for u in &config.upstreams {
-        let ids = match identity::load_all(&u.identity_files, u.passphrase.as_ref()) {
+        let ids = match identity::load_upstream(u) {
             Ok(ids) => ids,
             Err(e) => {
                 println!("upstream {}: FAILED: {e}", u.name);

@@ -116,6 +116,56 @@ pub struct Upstream {
     /// A tunnel whose client stopped reading is closed after this long, so
     /// that its session's other tunnels resume (see `relay`).
     pub stall_timeout: Duration,
+    /// RemoteForward: ports the jump host listens on for us (one session of
+    /// the pool holds them, see `ssh::remote_forward`).
+    pub remote_forwards: Vec<RemoteForward>,
+    /// ssh's ExitOnForwardFailure: a refused remote forward ends the daemon
+    /// (exit 1) instead of being logged and retried.
+    pub exit_on_forward_failure: bool,
+    /// Algorithm preferences; checked against what russh implements.
+    pub algorithms: Algorithms,
+    /// OpenSSH user certificates, each used with the identity file whose key
+    /// it certifies (besides `<identity>-cert.pub`, found automatically).
+    pub certificate_files: Vec<PathBuf>,
+}
+
+/// `remote_forwards = [{ bind = "[host:]port", to = "host:port" }]`: the jump
+/// host listens on `bind_host:bind_port` and each connection there is relayed
+/// to `to_host:to_port`, connected from this machine (ssh -R).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteForward {
+    /// As sent in `tcpip-forward`; "localhost" when `bind` has no host (the
+    /// jump host's loopback, as ssh -R).
+    pub bind_host: String,
+    /// 0: the jump host picks a port (logged once it did).
+    pub bind_port: u16,
+    pub to_host: String,
+    pub to_port: u16,
+}
+
+impl fmt::Display for RemoteForward {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bind = Endpoint {
+            host: self.bind_host.clone(),
+            port: self.bind_port,
+        };
+        let to = Endpoint {
+            host: self.to_host.clone(),
+            port: self.to_port,
+        };
+        write!(f, "{bind} -> {to}")
+    }
+}
+
+/// Algorithm lists in OpenSSH names, most preferred first (or OpenSSH's
+/// `+`/`-`/`^` modifiers on the defaults); `None` = jumpgate's defaults.
+/// See `ssh::algorithms`.
+#[derive(Clone, Debug, Default)]
+pub struct Algorithms {
+    pub kex: Option<Vec<String>>,
+    pub ciphers: Option<Vec<String>>,
+    pub macs: Option<Vec<String>>,
+    pub host_key_algorithms: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,9 +207,15 @@ pub const DEFAULT_SESSIONS: SessionLimits = SessionLimits {
 pub const DEFAULT_MAX_CHANNELS: usize = 1024;
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenerKind {
     Socks5,
+    /// LocalForward (ssh -L): every connection goes to this fixed
+    /// destination, resolved on the jump host.
+    Forward {
+        host: String,
+        port: u16,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +268,22 @@ struct RawUpstream {
     /// An ssh_config file: `host` is then an alias resolved in it (see
     /// `with_ssh_config`).
     ssh_config: Option<Spanned<String>>,
+    #[serde(default)]
+    remote_forwards: Vec<Spanned<RawRemoteForward>>,
+    exit_on_forward_failure: Option<bool>,
+    kex: Option<Spanned<Vec<String>>>,
+    ciphers: Option<Spanned<Vec<String>>>,
+    macs: Option<Spanned<Vec<String>>>,
+    host_key_algorithms: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    certificate_files: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemoteForward {
+    bind: Spanned<String>,
+    to: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -256,6 +328,8 @@ struct RawListener {
     kind: Option<Spanned<String>>,
     bind: Spanned<String>,
     via: Option<Spanned<String>>,
+    /// Destination of a `forward` listener.
+    to: Option<Spanned<String>>,
     handshake_timeout: Option<Spanned<String>>,
     connect_timeout: Option<Spanned<String>>,
 }
@@ -605,6 +679,24 @@ impl Cx<'_> {
             u.stall_timeout.as_ref(),
             DEFAULT_STALL_TIMEOUT,
         )?;
+        let remote_forwards = self.remote_forwards(&name, &u.remote_forwards)?;
+        if !remote_forwards.is_empty() && sessions.min == 0 {
+            if let Some(first) = u.remote_forwards.first() {
+                return Err(self.err(
+                    first,
+                    format!(
+                        "upstream {name}: remote_forwards need a session that stays open: \
+                         set sessions.min to 1 or more"
+                    ),
+                ));
+            }
+        }
+        let algorithms = self.algorithms(u)?;
+        let certificate_files = u
+            .certificate_files
+            .iter()
+            .map(|p| expand_tilde(p.get_ref()))
+            .collect();
         let up = Upstream {
             name,
             hosts,
@@ -621,6 +713,10 @@ impl Cx<'_> {
             sessions,
             max_channels_per_session,
             stall_timeout,
+            remote_forwards,
+            exit_on_forward_failure: u.exit_on_forward_failure.unwrap_or(false),
+            algorithms,
+            certificate_files,
         };
         match &u.ssh_config {
             None => Ok(up),
@@ -703,8 +799,102 @@ impl Cx<'_> {
             } else {
                 base.connect_timeout
             },
+            remote_forwards: if u.remote_forwards.is_empty() {
+                base.remote_forwards
+            } else {
+                toml.remote_forwards
+            },
+            exit_on_forward_failure: u
+                .exit_on_forward_failure
+                .unwrap_or(base.exit_on_forward_failure),
+            algorithms: Algorithms {
+                kex: toml.algorithms.kex.or(base.algorithms.kex),
+                ciphers: toml.algorithms.ciphers.or(base.algorithms.ciphers),
+                macs: toml.algorithms.macs.or(base.algorithms.macs),
+                host_key_algorithms: toml
+                    .algorithms
+                    .host_key_algorithms
+                    .or(base.algorithms.host_key_algorithms),
+            },
+            certificate_files: if u.certificate_files.is_empty() {
+                base.certificate_files
+            } else {
+                toml.certificate_files
+            },
             ..toml
         })
+    }
+
+    /// The four algorithm lists, each checked where it is written.
+    fn algorithms(&self, u: &RawUpstream) -> Result<Algorithms, ConfigError> {
+        use crate::ssh::algorithms::{resolve, Kind};
+        let list = |kind: Kind, v: &Option<Spanned<Vec<String>>>| match v {
+            None => Ok(None),
+            Some(l) => match resolve(kind, Some(l.get_ref())) {
+                Ok(_) => Ok(Some(l.get_ref().clone())),
+                Err(e) => Err(self.err(l, e.to_string())),
+            },
+        };
+        Ok(Algorithms {
+            kex: list(Kind::Kex, &u.kex)?,
+            ciphers: list(Kind::Cipher, &u.ciphers)?,
+            macs: list(Kind::Mac, &u.macs)?,
+            host_key_algorithms: list(Kind::HostKey, &u.host_key_algorithms)?,
+        })
+    }
+
+    fn remote_forwards(
+        &self,
+        upstream: &str,
+        raw: &[Spanned<RawRemoteForward>],
+    ) -> Result<Vec<RemoteForward>, ConfigError> {
+        let mut out: Vec<RemoteForward> = Vec::new();
+        for r in raw {
+            let r = r.get_ref();
+            let bind_text = r.bind.get_ref();
+            let (bind_host, bind_port) = parse_remote_bind(bind_text).ok_or_else(|| {
+                self.err(
+                    &r.bind,
+                    format!(
+                        "upstream {upstream}: remote_forwards bind = {bind_text:?}: expected \
+                         [host:]port such as \"8080\" or \"127.0.0.1:8080\" (port 0: the jump \
+                         host picks one)"
+                    ),
+                )
+            })?;
+            let to = parse_endpoint(r.to.get_ref(), 0)
+                .filter(|e| e.port != 0)
+                .ok_or_else(|| {
+                    self.err(
+                        &r.to,
+                        format!(
+                            "upstream {upstream}: remote_forwards to = {:?}: expected host:port \
+                             such as \"127.0.0.1:80\"",
+                            r.to.get_ref()
+                        ),
+                    )
+                })?;
+            let f = RemoteForward {
+                bind_host,
+                bind_port,
+                to_host: to.host,
+                to_port: to.port,
+            };
+            if f.bind_port != 0
+                && out
+                    .iter()
+                    .any(|o| o.bind_port == f.bind_port && o.bind_host == f.bind_host)
+            {
+                return Err(self.err(
+                    &r.bind,
+                    format!(
+                        "upstream {upstream}: remote_forwards bind = {bind_text:?} is used twice"
+                    ),
+                ));
+            }
+            out.push(f);
+        }
+        Ok(out)
     }
 
     fn port(&self, key: &str, p: &Spanned<i64>) -> Result<u16, ConfigError> {
@@ -749,22 +939,59 @@ impl Cx<'_> {
             None => ListenerKind::Socks5,
             Some(k) => match k.get_ref().as_str() {
                 "socks5" => ListenerKind::Socks5,
-                "http" | "forward" => {
+                "forward" => {
+                    let Some(to) = &l.to else {
+                        return Err(self.err(
+                            k,
+                            format!(
+                                "listener {name}: kind = \"forward\" needs to = \"host:port\" \
+                                 (the destination, as ssh -L port:host:hostport)"
+                            ),
+                        ));
+                    };
+                    let e = parse_endpoint(to.get_ref(), 0)
+                        .filter(|e| e.port != 0)
+                        .ok_or_else(|| {
+                            self.err(
+                                to,
+                                format!(
+                                    "listener {name}: to = {:?}: expected host:port such as \
+                                     \"db.internal:5432\" or \"[::1]:22\"",
+                                    to.get_ref()
+                                ),
+                            )
+                        })?;
+                    ListenerKind::Forward {
+                        host: e.host,
+                        port: e.port,
+                    }
+                }
+                "http" => {
                     return Err(self.err(
                         k,
                         format!(
-                        "listener {name}: kind = {:?} is not available in this version; use socks5",
-                        k.get_ref()
-                    ),
+                            "listener {name}: kind = \"http\" is not available in this version; \
+                             use socks5 or forward"
+                        ),
                     ))
                 }
                 other => {
-                    return Err(
-                        self.err(k, format!("listener {name}: kind = {other:?}: use socks5"))
-                    )
+                    return Err(self.err(
+                        k,
+                        format!("listener {name}: kind = {other:?}: use socks5 or forward"),
+                    ))
                 }
             },
         };
+        if let (ListenerKind::Socks5, Some(to)) = (&kind, &l.to) {
+            return Err(self.err(
+                to,
+                format!(
+                    "listener {name}: to = ... is only for kind = \"forward\" (a SOCKS client \
+                     names its own destination)"
+                ),
+            ));
+        }
         let bind = parse_bind(l.bind.get_ref()).ok_or_else(|| {
             self.err(
                 &l.bind,
@@ -853,6 +1080,29 @@ pub fn parse_endpoint(text: &str, default_port: u16) -> Option<Endpoint> {
             port: default_port,
         }),
     }
+}
+
+/// A remote forward's `bind`: `port`, `host:port`, `[v6]:port`; port 0
+/// means "the jump host picks". No host means "localhost" (ssh -R).
+pub fn parse_remote_bind(text: &str) -> Option<(String, u16)> {
+    let t = text.trim();
+    if let Ok(port) = t.parse::<u16>() {
+        return Some(("localhost".to_owned(), port));
+    }
+    let (host, port) = match t.strip_prefix('[') {
+        Some(rest) => {
+            let (h, after) = rest.split_once(']')?;
+            (h, after.strip_prefix(':')?)
+        }
+        None => t.rsplit_once(':')?,
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) || host.contains(['[', ']']) {
+        return None;
+    }
+    if !t.starts_with('[') && host.contains(':') {
+        return None; // a bare IPv6 address needs brackets here
+    }
+    Some((host.to_owned(), port.parse().ok()?))
 }
 
 /// `"15s"`, `"250ms"`, `"1m 30s"` (humantime syntax).
@@ -1136,6 +1386,165 @@ handshake_timeout = "3s"
                 .expect_err("hosts")
                 .to_string();
         assert!(e.contains("ssh_config needs host"), "{e}");
+    }
+
+    #[test]
+    fn forward_listener_needs_to_and_socks_refuses_it() {
+        let fwd = GOOD.replace(
+            "name = \"browser\"",
+            "name = \"browser\"\nkind = \"forward\"\nto = \"db.internal:5432\"",
+        );
+        let c = parse(&fwd).expect("valid forward");
+        assert_eq!(
+            c.listeners[0].kind,
+            ListenerKind::Forward {
+                host: "db.internal".into(),
+                port: 5432
+            }
+        );
+        let v6 = fwd.replace("db.internal:5432", "[::1]:22");
+        assert_eq!(
+            parse(&v6).expect("v6").listeners[0].kind,
+            ListenerKind::Forward {
+                host: "::1".into(),
+                port: 22
+            }
+        );
+        let missing = GOOD.replace(
+            "name = \"browser\"",
+            "name = \"browser\"\nkind = \"forward\"",
+        );
+        let e = parse(&missing).expect_err("no to").to_string();
+        assert!(
+            e.contains(":11: listener browser: kind = \"forward\" needs to = \"host:port\""),
+            "{e}"
+        );
+        let no_port = fwd.replace("db.internal:5432", "db.internal");
+        let e = parse(&no_port).expect_err("no port").to_string();
+        assert!(
+            e.contains(":12: listener browser: to = \"db.internal\": expected host:port"),
+            "{e}"
+        );
+        let socks_to = GOOD.replace("name = \"browser\"", "name = \"browser\"\nto = \"x:1\"");
+        let e = parse(&socks_to).expect_err("socks to").to_string();
+        assert!(
+            e.contains(":11: listener browser: to = ... is only for kind = \"forward\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn remote_forwards_are_typed_and_checked() {
+        let text = GOOD.replace(
+            "user = \"ci\"",
+            "user = \"ci\"\nexit_on_forward_failure = true\nremote_forwards = [\n  \
+             { bind = \"8080\", to = \"127.0.0.1:80\" },\n  \
+             { bind = \"0.0.0.0:0\", to = \"[::1]:22\" },\n  \
+             { bind = \"[::1]:9000\", to = \"web:8000\" },\n]",
+        );
+        let c = parse(&text).expect("valid");
+        let u = &c.upstreams[0];
+        assert!(u.exit_on_forward_failure);
+        let rf = |bh: &str, bp, th: &str, tp| RemoteForward {
+            bind_host: bh.into(),
+            bind_port: bp,
+            to_host: th.into(),
+            to_port: tp,
+        };
+        assert_eq!(
+            u.remote_forwards,
+            vec![
+                rf("localhost", 8080, "127.0.0.1", 80),
+                rf("0.0.0.0", 0, "::1", 22),
+                rf("::1", 9000, "web", 8000),
+            ]
+        );
+        assert_eq!(u.remote_forwards[2].to_string(), "[::1]:9000 -> web:8000");
+        assert!(!parse(GOOD).expect("valid").upstreams[0].exit_on_forward_failure);
+        let with = |line: &str| GOOD.replace("user = \"ci\"", &format!("user = \"ci\"\n{line}"));
+        let e = parse(&with(
+            "remote_forwards = [{ bind = \"x:y\", to = \"h:1\" }]",
+        ))
+        .expect_err("bind")
+        .to_string();
+        assert!(
+            e.contains(":6: upstream corp: remote_forwards bind = \"x:y\": expected [host:]port"),
+            "{e}"
+        );
+        let e = parse(&with("remote_forwards = [{ bind = \"80\", to = \"h\" }]"))
+            .expect_err("to")
+            .to_string();
+        assert!(
+            e.contains("remote_forwards to = \"h\": expected host:port"),
+            "{e}"
+        );
+        let e = parse(&with("remote_forwards = [{ bind = \"80\" }]"))
+            .expect_err("missing to")
+            .to_string();
+        assert!(e.contains(":6: ") && e.contains("to"), "{e}");
+        let e = parse(&with(
+            "remote_forwards = [{ bind = \"80\", to = \"h:1\" }, { bind = \"80\", to = \"h:2\" }]",
+        ))
+        .expect_err("twice")
+        .to_string();
+        assert!(e.contains("bind = \"80\" is used twice"), "{e}");
+        let e = parse(&with(
+            "sessions = { min = 0, max = 2 }\nremote_forwards = [{ bind = \"80\", to = \"h:1\" }]",
+        ))
+        .expect_err("min 0")
+        .to_string();
+        assert!(
+            e.contains(":7: upstream corp: remote_forwards need a session"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn remote_bind_forms() {
+        let b = |s: &str| parse_remote_bind(s);
+        assert_eq!(b("8080"), Some(("localhost".into(), 8080)));
+        assert_eq!(b("0"), Some(("localhost".into(), 0)));
+        assert_eq!(b("127.0.0.1:22"), Some(("127.0.0.1".into(), 22)));
+        assert_eq!(b("[::1]:22"), Some(("::1".into(), 22)));
+        assert_eq!(b("*:22"), Some(("*".into(), 22)));
+        assert_eq!(b("::1:22"), None);
+        assert_eq!(b(":22"), None);
+        assert_eq!(b("host:70000"), None);
+        assert_eq!(b("host"), None);
+    }
+
+    #[test]
+    fn algorithm_lists_and_certificates() {
+        let c = parse(GOOD).expect("valid");
+        assert!(c.upstreams[0].algorithms.ciphers.is_none());
+        assert!(c.upstreams[0].certificate_files.is_empty());
+        let text = GOOD.replace(
+            "user = \"ci\"",
+            "user = \"ci\"\nciphers = [\"aes256-ctr\"]\nkex = [\"curve25519-sha256\"]\n\
+             macs = [\"+hmac-sha1\"]\nhost_key_algorithms = [\"ssh-ed25519\"]\n\
+             certificate_files = [\"~/.ssh/id_ed25519-cert.pub\"]",
+        );
+        let u = &parse(&text).expect("valid").upstreams[0];
+        assert_eq!(
+            u.algorithms.ciphers.as_deref(),
+            Some(&["aes256-ctr".to_owned()][..])
+        );
+        assert_eq!(
+            u.algorithms.macs.as_deref(),
+            Some(&["+hmac-sha1".to_owned()][..])
+        );
+        assert!(u.certificate_files[0].ends_with(".ssh/id_ed25519-cert.pub"));
+        assert!(!u.certificate_files[0].starts_with("~"));
+        let bad = GOOD.replace(
+            "user = \"ci\"",
+            "user = \"ci\"\nciphers = [\"aes256-ctr\"]\nmacs = [\"hmac-md5\"]",
+        );
+        let e = parse(&bad).expect_err("md5").to_string();
+        assert!(
+            e.starts_with("/etc/jumpgate.toml:7: macs: \"hmac-md5\" is not supported"),
+            "{e}"
+        );
+        assert!(e.contains("hmac-sha2-256-etm@openssh.com"), "{e}");
     }
 
     #[test]

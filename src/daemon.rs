@@ -13,7 +13,10 @@ use tracing::{info, warn};
 
 use crate::config::{Config, ListenerKind};
 use crate::limit::Limits;
+use crate::proxy::forward::ForwardListener;
+use crate::proxy::remote_forward::{ForwardError, RemoteForwarder};
 use crate::proxy::socks5::{ListenerMetrics, Socks5Listener};
+use crate::proxy::Listener;
 use crate::ssh::identity::{self, IdentityError};
 use crate::ssh::pool::Pool;
 use crate::ssh::session::SessionSettings;
@@ -32,6 +35,8 @@ pub enum DaemonError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Forward(#[from] ForwardError),
 }
 
 impl DaemonError {
@@ -40,7 +45,7 @@ impl DaemonError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Identity { .. } => 78,
-            Self::Bind { .. } => 1,
+            Self::Bind { .. } | Self::Forward(_) => 1,
         }
     }
 }
@@ -90,7 +95,7 @@ impl Shutdown {
 /// Everything bound and loaded, not yet serving.
 pub struct Daemon {
     upstreams: Vec<Arc<Pool>>,
-    listeners: Vec<(Arc<Socks5Listener>, TcpListener)>,
+    listeners: Vec<(Listener, TcpListener)>,
     admin: Option<TcpListener>,
     limits: Arc<Limits>,
 }
@@ -99,13 +104,10 @@ impl Daemon {
     pub async fn bind(config: Config) -> Result<Daemon, DaemonError> {
         let mut upstreams = Vec::new();
         for u in &config.upstreams {
-            let ids =
-                identity::load_all(&u.identity_files, u.passphrase.as_ref()).map_err(|source| {
-                    DaemonError::Identity {
-                        upstream: u.name.clone(),
-                        source,
-                    }
-                })?;
+            let ids = identity::load_upstream(u).map_err(|source| DaemonError::Identity {
+                upstream: u.name.clone(),
+                source,
+            })?;
             upstreams.push(Pool::new(SessionSettings::new(u.clone(), ids)));
         }
         let limits = Limits::new(config.limits);
@@ -118,16 +120,30 @@ impl Daemon {
                     addr: l.bind,
                     source,
                 })?;
-            let ListenerKind::Socks5 = l.kind;
-            let sl = Socks5Listener {
-                name: l.name.clone(),
-                upstream: upstreams[l.via].clone(),
-                handshake_timeout: l.handshake_timeout,
-                connect_timeout: l.connect_timeout,
-                metrics: ListenerMetrics::new(&l.name, upstreams[l.via].name()),
-                limits: limits.clone(),
+            let upstream = upstreams[l.via].clone();
+            let metrics = ListenerMetrics::new(&l.name, upstream.name());
+            let listener = match &l.kind {
+                ListenerKind::Socks5 => Listener::Socks5(Arc::new(Socks5Listener {
+                    name: l.name.clone(),
+                    upstream,
+                    handshake_timeout: l.handshake_timeout,
+                    connect_timeout: l.connect_timeout,
+                    metrics,
+                    limits: limits.clone(),
+                })),
+                ListenerKind::Forward { host, port } => {
+                    Listener::Forward(Arc::new(ForwardListener {
+                        name: l.name.clone(),
+                        upstream,
+                        host: host.clone(),
+                        port: *port,
+                        connect_timeout: l.connect_timeout,
+                        metrics,
+                        limits: limits.clone(),
+                    }))
+                }
             };
-            listeners.push((Arc::new(sl), tcp));
+            listeners.push((listener, tcp));
         }
         let admin = match config.admin {
             None => None,
@@ -155,7 +171,7 @@ impl Daemon {
     pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
         self.listeners
             .iter()
-            .filter_map(|(l, t)| t.local_addr().ok().map(|a| (l.name.clone(), a)))
+            .filter_map(|(l, t)| t.local_addr().ok().map(|a| (l.name().to_owned(), a)))
             .collect()
     }
 
@@ -169,27 +185,53 @@ impl Daemon {
     }
 
     /// Serves until `shutdown.drain`, then drains within the grace period.
-    pub async fn serve(self, shutdown: Shutdown) {
+    /// An error (a refused remote forward with `exit_on_forward_failure`)
+    /// drains too, and is returned once stopped.
+    pub async fn serve(self, shutdown: Shutdown) -> Result<(), DaemonError> {
         for up in &self.upstreams {
             up.start();
         }
         let clients = TaskTracker::new();
         let accept_loops = TaskTracker::new();
+        let forwarders: Vec<Arc<RemoteForwarder>> = self
+            .upstreams
+            .iter()
+            .filter_map(|p| RemoteForwarder::new(p.clone()))
+            .collect();
+        let mut listener_infos: Vec<ListenerInfo> = self
+            .listeners
+            .iter()
+            .map(|(l, t)| ListenerInfo {
+                name: l.name().to_owned(),
+                kind: l.kind().into(),
+                bind: t.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                via: l.upstream().name().to_owned(),
+            })
+            .collect();
+        listener_infos.extend(forwarders.iter().flat_map(|f| f.listener_infos()));
         let status = Arc::new(StatusSource {
             started: std::time::Instant::now(),
             pools: self.upstreams.clone(),
-            listeners: self
-                .listeners
-                .iter()
-                .map(|(l, t)| ListenerInfo {
-                    name: l.name.clone(),
-                    kind: "socks5".into(),
-                    bind: t.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-                    via: l.upstream.name().to_owned(),
-                })
-                .collect(),
+            listeners: listener_infos,
             limits: self.limits.clone(),
         });
+        // The first fatal error of a remote forward; it starts the drain.
+        let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<ForwardError>(1);
+        for f in forwarders {
+            let (clients, drain, force) = (
+                clients.clone(),
+                shutdown.drain.clone(),
+                shutdown.force.clone(),
+            );
+            let fatal = fatal_tx.clone();
+            accept_loops.spawn(async move {
+                if let Err(e) = f.run(clients, drain.clone(), force).await {
+                    let _ = fatal.try_send(e);
+                    drain.cancel();
+                }
+            });
+        }
+        drop(fatal_tx);
         if self.limits.is_active() {
             let (limits, drain) = (self.limits.clone(), shutdown.drain.clone());
             accept_loops.spawn(async move {
@@ -204,7 +246,14 @@ impl Daemon {
         }
         for (l, tcp) in self.listeners {
             if let Ok(addr) = tcp.local_addr() {
-                info!(listener = %l.name, kind = "socks5", %addr, via = %l.upstream.name(), "listening");
+                match &l {
+                    Listener::Forward(f) => {
+                        info!(listener = %l.name(), kind = l.kind(), %addr, via = %l.upstream().name(), to = %f.destination(), "listening")
+                    }
+                    Listener::Socks5(_) => {
+                        info!(listener = %l.name(), kind = l.kind(), %addr, via = %l.upstream().name(), "listening")
+                    }
+                }
             }
             accept_loops.spawn(l.serve(
                 tcp,
@@ -251,5 +300,9 @@ impl Daemon {
         admin_tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(2), admin_tasks.wait()).await;
         info!("stopped");
+        match fatal_rx.try_recv() {
+            Ok(e) => Err(e.into()),
+            Err(_) => Ok(()),
+        }
     }
 }

@@ -20,5 +20,6 @@ pub mod relay;
 pub mod ssh;
 pub mod ssh_config;
 pub mod status;
+pub mod status_table;
 pub mod telemetry;
 pub mod up;

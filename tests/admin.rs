@@ -6,55 +6,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::support::admin::{admin_addr, get, sample, ADMIN_TOML};
 use crate::support::socks::{self, Dest};
-use crate::support::{gate, refused_addr, targets, within, Gate, GateConfig, Sshd};
+use crate::support::{refused_addr, targets, within, Gate, GateConfig, Sshd};
 
 const TEST_LIMIT: Duration = Duration::from_secs(60);
-
-/// The admin address from the `listening listener=admin ... addr=` line.
-async fn admin_addr(gate: &mut Gate) -> SocketAddr {
-    let line = gate
-        .wait_log(Duration::from_secs(10), |l| {
-            l.contains("listening") && l.contains("listener=admin")
-        })
-        .await
-        .unwrap_or_else(|| panic!("no admin listening line; log:\n{}", gate.log_text()));
-    gate::parse_addr(&line).unwrap_or_else(|| panic!("no addr= in {line:?}"))
-}
-
-/// A plain HTTP/1.1 GET: (status, body).
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect admin");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: jumpgate\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("send request");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
-        .await
-        .expect("admin answered within 10 s")
-        .expect("read response");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// The value of the sample whose line starts with `series` (name and labels).
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_a_known_workload() {
@@ -62,8 +18,7 @@ async fn metrics_count_a_known_workload() {
         let sshd = Sshd::start().await;
         let echo = targets::echo().await;
         let mut cfg = GateConfig::new(&sshd);
-        cfg.extra_toml
-            .push("[admin]\nbind = \"127.0.0.1:0\"".into());
+        cfg.extra_toml.push(ADMIN_TOML.into());
         let mut gate = Gate::start(&cfg).await;
         let admin = admin_addr(&mut gate).await;
 
@@ -147,8 +102,7 @@ async fn readyz_names_an_upstream_without_a_session() {
         let sshd = Sshd::start().await;
         let mut cfg = GateConfig::new(&sshd);
         cfg.port = refused_addr().port();
-        cfg.extra_toml
-            .push("[admin]\nbind = \"127.0.0.1:0\"".into());
+        cfg.extra_toml.push(ADMIN_TOML.into());
         let mut gate = Gate::start_unready(&cfg).await;
         let admin = admin_addr(&mut gate).await;
         let (status, body) = get(admin, "/readyz").await;

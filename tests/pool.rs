@@ -35,7 +35,7 @@ const ENDLESS: u64 = 1 << 40;
 // === helpers: killing and restarting a jump host's sshd ===
 
 /// The PID of an sshd's listener process, from the PidFile in its config.
-fn sshd_pid(sshd: &Sshd) -> u32 {
+pub(crate) fn sshd_pid(sshd: &Sshd) -> u32 {
     let file = sshd.dir().join("sshd.pid");
     let text =
         std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
@@ -45,7 +45,7 @@ fn sshd_pid(sshd: &Sshd) -> u32 {
 }
 
 /// The parent PID of `pid` (from /proc/PID/stat), if the process exists.
-fn ppid_of(pid: u32) -> Option<u32> {
+pub(crate) fn ppid_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "PID (comm) STATE PPID ...": comm may contain spaces and parentheses.
     let after = &stat[stat.rfind(')')? + 1..];
@@ -53,7 +53,7 @@ fn ppid_of(pid: u32) -> Option<u32> {
 }
 
 /// Every live descendant of `root` (children, grandchildren, ...).
-fn descendants(root: u32) -> Vec<u32> {
+pub(crate) fn descendants(root: u32) -> Vec<u32> {
     let mut parent = BTreeMap::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
@@ -96,7 +96,7 @@ fn signal(sig: &str, pids: &[u32]) {
 /// the listener is stopped first (so it cannot fork while we look), then its tree is
 /// stopped and collected until no new process shows up, then all are SIGKILLed. Waits
 /// (bounded) until `addr` refuses connections. Returns how many processes died.
-async fn kill_sshd_tree(master: u32, addr: SocketAddr) -> usize {
+pub(crate) async fn kill_sshd_tree(master: u32, addr: SocketAddr) -> usize {
     signal("STOP", &[master]);
     let mut tree = vec![master];
     for _ in 0..20 {
@@ -129,7 +129,7 @@ async fn kill_sshd_tree(master: u32, addr: SocketAddr) -> usize {
 /// Starts sshd again with the config (same port, host key and authorized_keys) of
 /// `sshd`, appending to its log so that `sshd.logins()` counts both lives; waits for
 /// its banner. The returned guard kills it.
-async fn restart_sshd(sshd: &Sshd) -> ChildGuard {
+pub(crate) async fn restart_sshd(sshd: &Sshd) -> ChildGuard {
     let dir = sshd.dir();
     let log = std::fs::OpenOptions::new()
         .append(true)
@@ -197,7 +197,7 @@ fn two_host_config(a: &Sshd, b: &Sshd) -> GateConfig {
 }
 
 /// Waits (bounded) until `cond` holds, polling every 20 ms.
-async fn until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
+pub(crate) async fn until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
     let started = Instant::now();
     while !cond() {
         assert!(started.elapsed() < limit, "{what}: not within {limit:?}");

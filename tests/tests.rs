@@ -3,6 +3,8 @@
 //! loopback (or inside a network namespace the test creates) and talk to it with real
 //! clients: `curl` and a small SOCKS5 client in `support::socks`.
 //!
+//! - `algorithms`: kex/cipher/MAC/host key lists against an sshd offering one of each.
+//! - `certificates`: user certificates signed by a CA the sshd trusts.
 //! - `tunnel`: what a user sees working: pages, byte-exact transfers, half-close,
 //!   concurrency, key types, known_hosts modes, `jumpgate demo`.
 //! - `errors`: SOCKS reply codes, host key and key file errors, config errors and exit
@@ -10,17 +12,27 @@
 //! - `netns`: a private network behind the jump host, names resolved only there.
 //! - `ssh_config`: `jumpgate up -G` against `ssh -G` over a corpus of configs, and
 //!   `jumpgate up` end to end (-D, -J through two sshd, --ready-file, errors).
+//! - `forward`: `forward` listeners (ssh -L) and `remote_forwards` (ssh -R), including
+//!   re-establishing remote forwards after the jump host's sshd restarts.
+//! - `observability`: the admin endpoint with real monitoring parts: `promtool check
+//!   metrics`, a real Prometheus scraping the gate, `/readyz` flips when sshd dies.
+//! - `status`: `/status`, the status page in headless Chromium, `jumpgate status`.
 //! - `stress`: long transfers through one session, and memory over many tunnels.
 //!
 //! Set `JG_TEST_STANDIN=ssh` to run the gate-based tests against `ssh -N -D` instead of
 //! jumpgate (used to validate this suite itself; see `support::gate`).
 
 mod admin;
+mod algorithms;
+mod certificates;
 mod errors;
 mod faults;
+mod forward;
 mod netns;
+mod observability;
 mod pool;
 mod ssh_config;
+mod status;
 mod stress;
 mod support;
 mod tunnel;

@@ -263,6 +263,42 @@ async fn ecdsa_key_logs_in() {
     .await;
 }
 
+/// P-384 and P-521 keys, each checked in sshd's log by its curve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecdsa_p384_and_p521_keys_log_in() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        for (kind, bits) in [(KeyKind::EcdsaP384, "384"), (KeyKind::EcdsaP521, "521")] {
+            let key = sshd.new_client_key(kind, None);
+            let before = sshd.logins();
+            login_and_echo(&GateConfig::new(&sshd).identity(&key)).await;
+            // `384 SHA256:... comment (ECDSA)`: the key's size and fingerprint.
+            let listing = crate::support::process::run_ok(
+                std::process::Command::new("ssh-keygen")
+                    .arg("-l")
+                    .arg("-f")
+                    .arg(&key),
+                Duration::from_secs(10),
+            );
+            assert!(listing.starts_with(bits), "{listing}");
+            let fingerprint = listing.split_whitespace().nth(1).unwrap_or("-").to_owned();
+            let log = sshd.log();
+            let accepted: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("Accepted publickey for"))
+                .collect();
+            assert!(
+                accepted.len() > before
+                    && accepted[before..]
+                        .iter()
+                        .all(|l| l.contains(&format!("ECDSA {fingerprint}"))),
+                "no login with the P-{bits} key {fingerprint} in sshd log:\n{log}"
+            );
+        }
+    })
+    .await;
+}
+
 /// OpenSSH 9.2 refuses ssh-rsa (SHA-1) signatures: this passes only with rsa-sha2-256
 /// or rsa-sha2-512.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

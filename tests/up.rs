@@ -149,7 +149,7 @@ async fn up_dash_d_serves_socks_and_signals_readiness() {
         assert_eq!(addr, SocketAddr::from(([127, 0, 0, 1], port)));
         let line = up
             .logs
-            .find(|l| l.contains("jumpgate up: ready: SOCKS5 on"))
+            .find(|l| l.contains("jumpgate up: ready: socks5 "))
             .unwrap_or_else(|| panic!("no ready line on stderr:\n{}", up.logs.text()));
         assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
         // By name, resolved on the jump host (curl sends the name).
@@ -477,6 +477,103 @@ async fn unknown_host_key_and_wrong_key_fail_at_once() {
         let (code, err) = up_exit(dir.path(), &base(sshd.known_hosts(), &stranger)).await;
         assert_eq!(code, Some(78), "{err}");
         assert!(err.contains("Permission denied"), "{err}");
+    })
+    .await;
+}
+
+/// One HTTP GET straight to `addr` (no proxy), the body back.
+async fn http_get(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write request");
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("response in time")
+        .expect("read response");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_dash_l_and_dash_r_and_algorithm_options_work() {
+    within(LIMIT, "up -L -R", async {
+        // The sshd offers one cipher, one MAC and one key exchange, and the
+        // -o lists (mapped onto russh's) include them.
+        let sshd = Sshd::start_with(SshdOptions {
+            extra_config: vec![
+                "Ciphers aes256-ctr".into(),
+                "MACs hmac-sha2-512".into(),
+                "KexAlgorithms diffie-hellman-group14-sha256".into(),
+            ],
+            ..SshdOptions::default()
+        })
+        .await;
+        let web = targets::http("forwarded".into()).await;
+        let (lport, rport) = (free_port(), free_port());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ready = dir.path().join("ready");
+        let mut args = direct_args(&sshd, free_port(), &ready);
+        let dest = args.pop().expect("destination");
+        args.extend([
+            s("-L"),
+            format!("127.0.0.1:{lport}:localhost:{}", web.port()),
+            s("-R"),
+            format!("127.0.0.1:{rport}:127.0.0.1:{}", web.port()),
+            s("-oExitOnForwardFailure=yes"),
+            s("-o"),
+            s("Ciphers=aes256-ctr"),
+            s("-o"),
+            s("MACs=^hmac-sha2-512"),
+            s("-o"),
+            s("KexAlgorithms=+diffie-hellman-group14-sha256"),
+            dest,
+        ]);
+        let mut up = Up::spawn(dir, &args);
+        up.wait_ready().await;
+        let text = std::fs::read_to_string(up.ready_file()).expect("ready file");
+        assert!(
+            text.contains(&format!("forward 127.0.0.1:{lport}")),
+            "{text}"
+        );
+        // -L: a connection to the local port reaches the target via sshd.
+        let body = http_get(SocketAddr::from(([127, 0, 0, 1], lport))).await;
+        assert_eq!(body, "forwarded", "{}", up.logs.text());
+        // -R: sshd listens on rport and hands connections back to us.
+        let started = Instant::now();
+        while up
+            .logs
+            .find(|l| l.contains("remote forward listening"))
+            .is_none()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no remote forward:\n{}",
+                up.logs.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let body = http_get(SocketAddr::from(([127, 0, 0, 1], rport))).await;
+        assert_eq!(body, "forwarded", "{}", up.logs.text());
+        assert_eq!(up.terminate().await, Some(0), "{}", up.logs.text());
+
+        // A Ciphers list without the sshd's only cipher is what russh
+        // offers: the login fails with OpenSSH's wording.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut args = direct_args(&sshd, free_port(), &dir.path().join("ready"));
+        let dest = args.pop().expect("destination");
+        args.extend([
+            s("-oCiphers=aes128-ctr,aes128-gcm@openssh.com"),
+            s("-oConnectTimeout=5"),
+            dest,
+        ]);
+        let (code, err) = up_exit(dir.path(), &args).await;
+        assert_ne!(code, Some(0), "{err}");
+        assert!(err.contains("no matching cipher"), "{err}");
     })
     .await;
 }

@@ -103,6 +103,10 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
         sessions: DEFAULT_SESSIONS,
         max_channels_per_session: DEFAULT_MAX_CHANNELS,
         stall_timeout: DEFAULT_STALL_TIMEOUT,
+        remote_forwards: Vec::new(),
+        exit_on_forward_failure: false,
+        algorithms: Default::default(),
+        certificate_files: vec![],
     };
     let ids = identity::load_all(&upstream.identity_files, None)?;
     drop(ids); // loaded again by the daemon; this only fails early with a clear error
@@ -117,7 +121,10 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
         error!(error = %e, "cannot install signal handlers");
         return Ok(EXIT_RUNTIME);
     }
-    daemon.serve(shutdown).await;
+    if let Err(e) = daemon.serve(shutdown).await {
+        error!(error = %e, "stopped");
+        return Ok(EXIT_RUNTIME);
+    }
     drop(jump);
     drop(dir);
     Ok(0)

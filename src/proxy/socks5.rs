@@ -44,12 +44,12 @@ pub struct Socks5Listener {
 /// This listener's series (and its upstream's, for latency and bytes).
 pub struct ListenerMetrics {
     /// Indexed by `ConnResult as usize`.
-    connections: [prometheus::IntCounter; 4],
-    active: prometheus::IntGauge,
-    connect_duration: prometheus::Histogram,
-    meter: Meter,
+    pub(crate) connections: [prometheus::IntCounter; 4],
+    pub(crate) active: prometheus::IntGauge,
+    pub(crate) connect_duration: prometheus::Histogram,
+    pub(crate) meter: Meter,
     /// `jumpgate_rate_limited_total`: client rate, then max connections.
-    rate_limited: [prometheus::IntCounter; 2],
+    pub(crate) rate_limited: [prometheus::IntCounter; 2],
 }
 
 impl ListenerMetrics {
@@ -241,10 +241,10 @@ impl Socks5Listener {
 }
 
 /// Counts a connection in `jumpgate_connections_active` while alive.
-struct Active(prometheus::IntGauge);
+pub(crate) struct Active(prometheus::IntGauge);
 
 impl Active {
-    fn new(g: prometheus::IntGauge) -> Active {
+    pub(crate) fn new(g: prometheus::IntGauge) -> Active {
         g.inc();
         Active(g)
     }

@@ -1,14 +1,17 @@
 //! Private keys for public-key authentication: loaded once at start, with
 //! OpenSSH's permission check and passphrases from an env var or a file (the
-//! daemon never prompts). Used by `ssh::session` for authentication.
+//! daemon never prompts), and the OpenSSH user certificates that go with
+//! them (`<key>-cert.pub` next to a key, as ssh finds it, and the upstream's
+//! `certificate_files`). Used by `ssh::session` for authentication.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use russh::keys::PrivateKey;
+use russh::keys::{Certificate, HashAlg, PrivateKey};
+use tracing::warn;
 
-use crate::config::PassphraseSource;
+use crate::config::{PassphraseSource, Upstream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -35,6 +38,26 @@ pub enum IdentityError {
     },
     #[error("{path}: not a private key jumpgate can read: {msg}")]
     Parse { path: DisplayPath, msg: String },
+    #[error("{path}: cannot read certificate file: {source}")]
+    CertRead {
+        path: DisplayPath,
+        source: std::io::Error,
+    },
+    #[error("{path}: not an OpenSSH certificate jumpgate can read: {msg}")]
+    CertParse { path: DisplayPath, msg: String },
+    #[error(
+        "{path}: a host certificate; certificate_files takes user certificates \
+         (ssh-keygen -s CA -I ID -n USER key.pub)"
+    )]
+    HostCert { path: DisplayPath },
+    #[error(
+        "{path}: certifies key {fingerprint}, which no identity file holds; add that key to \
+         identity_files (certificates for agent keys are not supported)"
+    )]
+    CertUnmatched {
+        path: DisplayPath,
+        fingerprint: String,
+    },
     #[error("passphrase: environment variable {0} is not set")]
     PassphraseEnv(String),
     #[error("passphrase file {path}: {source}")]
@@ -58,15 +81,71 @@ impl std::fmt::Display for DisplayPath {
 pub struct Identity {
     pub path: PathBuf,
     pub key: Arc<PrivateKey>,
+    /// User certificates for this key, tried before the plain key (as ssh).
+    pub certificates: Vec<UserCert>,
+}
+
+/// An OpenSSH user certificate and where it came from.
+#[derive(Clone, Debug)]
+pub struct UserCert {
+    pub path: PathBuf,
+    pub cert: Certificate,
+}
+
+impl UserCert {
+    /// Why the certificate is not valid at `now` (seconds since the epoch),
+    /// judged by our clock; the server judges by its own.
+    pub fn validity_problem(&self, now: u64) -> Option<String> {
+        let at = |secs: u64| {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            humantime::format_rfc3339_seconds(t).to_string()
+        };
+        if now >= self.cert.valid_before() {
+            Some(format!("EXPIRED at {}", at(self.cert.valid_before())))
+        } else if now < self.cert.valid_after() {
+            Some(format!("not valid before {}", at(self.cert.valid_after())))
+        } else {
+            None
+        }
+    }
+
+    /// Why a server may refuse this certificate whatever its validity: russh
+    /// 0.65 offers an RSA certificate only as `ssh-rsa-cert-v01@openssh.com`
+    /// (the SHA-1 name), which OpenSSH 8.8 and later refuse by default.
+    pub fn caveat(&self) -> Option<&'static str> {
+        self.cert.algorithm().is_rsa().then_some(
+            "RSA certificates go out as ssh-rsa-cert-v01@openssh.com, which OpenSSH 8.8+ \
+             refuses by default; certify an ed25519 or ECDSA key instead",
+        )
+    }
+
+    /// `path (algorithm, key id "ID")` for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}, key id {:?})",
+            self.path.display(),
+            self.cert.algorithm().to_certificate_type(),
+            self.cert.key_id()
+        )
+    }
+}
+
+/// Seconds since the epoch by the local clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Identity({}, {})",
+            "Identity({}, {}, {} certificates)",
             self.path.display(),
-            self.key.algorithm()
+            self.key.algorithm(),
+            self.certificates.len()
         )
     }
 }
@@ -101,6 +180,79 @@ pub fn load_all(
         .iter()
         .map(|p| load(p, pass.as_deref(), &pass_desc))
         .collect()
+}
+
+/// The upstream's identities with their certificates: `<identity>-cert.pub`
+/// when it exists and certifies that key (as ssh), then each of
+/// `certificate_files`, given to the identity whose key it certifies.
+pub fn load_upstream(u: &Upstream) -> Result<Vec<Identity>, IdentityError> {
+    let mut ids = load_all(&u.identity_files, u.passphrase.as_ref())?;
+    for id in &mut ids {
+        let mut path = id.path.clone().into_os_string();
+        path.push("-cert.pub");
+        let path = PathBuf::from(path);
+        if !path.exists() {
+            continue;
+        }
+        // ssh, too, only warns about a companion certificate it cannot use.
+        match load_cert(&path) {
+            Ok(c) if c.cert.public_key() == id.key.public_key().key_data() => {
+                id.certificates.push(c)
+            }
+            Ok(_) => warn!(
+                certificate = %path.display(), key = %id.path.display(),
+                "certificate does not certify the key next to it; not used"
+            ),
+            Err(e) => warn!(error = %e, "certificate next to an identity file not used"),
+        }
+    }
+    for path in &u.certificate_files {
+        let c = load_cert(path)?;
+        let owner = ids
+            .iter_mut()
+            .find(|id| c.cert.public_key() == id.key.public_key().key_data());
+        match owner {
+            Some(id) => {
+                if !id.certificates.iter().any(|have| have.cert == c.cert) {
+                    id.certificates.push(c);
+                }
+            }
+            None => {
+                return Err(IdentityError::CertUnmatched {
+                    path: DisplayPath(path.clone()),
+                    fingerprint: c.cert.public_key().fingerprint(HashAlg::Sha256).to_string(),
+                })
+            }
+        }
+    }
+    let now = unix_now();
+    for c in ids.iter().flat_map(|id| &id.certificates) {
+        if let Some(problem) = c.validity_problem(now) {
+            warn!(certificate = %c.describe(), "certificate {problem}: the server will refuse it");
+        }
+        if let Some(caveat) = c.caveat() {
+            warn!(certificate = %c.describe(), "{caveat}");
+        }
+    }
+    Ok(ids)
+}
+
+/// Reads a user certificate (`ssh-keygen -s` output).
+pub fn load_cert(path: &Path) -> Result<UserCert, IdentityError> {
+    let dp = || DisplayPath(path.to_owned());
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| IdentityError::CertRead { path: dp(), source })?;
+    let cert = Certificate::from_openssh(text.trim()).map_err(|e| IdentityError::CertParse {
+        path: dp(),
+        msg: e.to_string(),
+    })?;
+    if cert.cert_type().is_host() {
+        return Err(IdentityError::HostCert { path: dp() });
+    }
+    Ok(UserCert {
+        path: path.to_owned(),
+        cert,
+    })
 }
 
 fn read_passphrase(src: &PassphraseSource) -> Result<String, IdentityError> {
@@ -154,6 +306,7 @@ pub fn load(
     Ok(Identity {
         path: path.to_owned(),
         key: Arc::new(key),
+        certificates: Vec::new(),
     })
 }
 
@@ -210,6 +363,87 @@ mod tests {
             e.contains("wrong passphrase") || e.contains("not a private key"),
             "{e}"
         );
+    }
+
+    /// A certificate of `cert_type` for `key`'s public half, signed by a fresh CA.
+    fn cert_for(key: &Path, cert_type: russh::keys::ssh_key::certificate::CertType) -> String {
+        use russh::keys::ssh_key::certificate::Builder;
+        let private = russh::keys::load_secret_key(key, None).expect("load key");
+        let ca =
+            PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519).expect("ca");
+        let mut b = Builder::new(
+            vec![0u8; 32],
+            private.public_key().key_data().clone(),
+            0,
+            10,
+        )
+        .expect("builder");
+        b.cert_type(cert_type).expect("type");
+        b.key_id("unit").expect("id");
+        b.valid_principal("ci").expect("principal");
+        b.sign(&ca).expect("sign").to_openssh().expect("encode")
+    }
+
+    fn upstream(key: &Path, certs: &[&Path]) -> Upstream {
+        let list = |ps: &[&Path]| {
+            ps.iter()
+                .map(|p| format!("{:?}", p.display().to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let toml = format!(
+            "[[upstream]]\nname = \"u\"\nhost = \"h\"\nuser = \"ci\"\n\
+             identity_files = [{}]\ncertificate_files = [{}]\n\
+             [[listener]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n",
+            list(&[key]),
+            list(certs)
+        );
+        crate::config::Config::from_toml(&toml, Path::new("t.toml"))
+            .expect("config")
+            .upstreams
+            .remove(0)
+    }
+
+    #[test]
+    fn certificates_are_found_next_to_keys_and_matched_by_key() {
+        use russh::keys::ssh_key::certificate::CertType;
+        let dir = tempfile::tempdir().expect("tmp");
+        let key = write_key(dir.path(), 0o600, None);
+        let other = write_key(dir.path(), 0o400, None);
+        let companion = PathBuf::from(format!("{}-cert.pub", key.display()));
+
+        // A companion that certifies another key is ignored (ssh warns, too).
+        std::fs::write(&companion, cert_for(&other, CertType::User)).expect("write");
+        let ids = load_upstream(&upstream(&key, &[])).expect("load");
+        assert!(ids[0].certificates.is_empty());
+
+        std::fs::write(&companion, cert_for(&key, CertType::User)).expect("write");
+        let ids = load_upstream(&upstream(&key, &[])).expect("load");
+        assert_eq!(ids[0].certificates.len(), 1);
+        let c = &ids[0].certificates[0];
+        assert!(c.describe().contains("key id \"unit\""), "{}", c.describe());
+        assert_eq!(
+            c.validity_problem(100).as_deref(),
+            Some("EXPIRED at 1970-01-01T00:00:10Z")
+        );
+        assert_eq!(c.validity_problem(5), None);
+
+        // Listed again in certificate_files: still one.
+        let ids = load_upstream(&upstream(&key, &[&companion])).expect("load");
+        assert_eq!(ids[0].certificates.len(), 1);
+
+        let stranger = dir.path().join("stranger-cert.pub");
+        std::fs::write(&stranger, cert_for(&other, CertType::User)).expect("write");
+        let e = load_upstream(&upstream(&key, &[&stranger])).expect_err("unmatched");
+        assert!(matches!(e, IdentityError::CertUnmatched { .. }), "{e}");
+        let host = dir.path().join("host-cert.pub");
+        std::fs::write(&host, cert_for(&key, CertType::Host)).expect("write");
+        let e = load_upstream(&upstream(&key, &[&host])).expect_err("host cert");
+        assert!(e.to_string().contains("a host certificate"), "{e}");
+        let junk = dir.path().join("junk-cert.pub");
+        std::fs::write(&junk, "ssh-ed25519-cert-v01@openssh.com AAAA").expect("write");
+        let e = load_upstream(&upstream(&key, &[&junk])).expect_err("junk");
+        assert!(e.to_string().contains("not an OpenSSH certificate"), "{e}");
     }
 
     #[test]

@@ -3,14 +3,14 @@
 //! russh's helpers stop at the first line they cannot parse and know no
 //! wildcards, negation or markers, so we read the file ourselves: host
 //! patterns (`*`, `?`, `!neg`, `[host]:port`), hashed entries (`|1|salt|hash`),
-//! `@revoked` (refused) and `@cert-authority` (skipped: we do not do host
-//! certificates yet). Used by `ssh::session` from `check_server_key`.
+//! `@revoked` (refused) and `@cert-authority` (host certificate authorities,
+//! see [`verify_certificate`]). Used by `ssh::session` from `check_server_key`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
-use russh::keys::{HashAlg, PublicKey};
+use russh::keys::{Certificate, HashAlg, PublicKey};
 use sha1::Sha1;
 
 use crate::config::HostKeyCheck;
@@ -49,6 +49,12 @@ pub enum HostKeyError {
         fingerprint: String,
         file: PathBuf,
         line: usize,
+    },
+    #[error("host certificate of {host} refused: {reason} (@cert-authority lines in {file})")]
+    Certificate {
+        host: String,
+        reason: String,
+        file: PathBuf,
     },
     #[error("cannot read known_hosts {file}: {source}")]
     Read {
@@ -94,16 +100,7 @@ pub fn verify(
     if policy == HostKeyCheck::Off {
         return Ok(Verdict::Unchecked);
     }
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
-            return Err(HostKeyError::Read {
-                file: file.to_owned(),
-                source,
-            })
-        }
-    };
+    let text = read(file)?;
     let name = host_entry_name(host, port);
     match lookup(&text, &name, key) {
         Lookup::Match => Ok(Verdict::Known),
@@ -135,6 +132,117 @@ pub fn verify(
     }
 }
 
+fn read(file: &Path) -> Result<String, HostKeyError> {
+    match std::fs::read_to_string(file) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(source) => Err(HostKeyError::Read {
+            file: file.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Verifies a host certificate against the `@cert-authority` lines for
+/// `host:port`, as OpenSSH does: signed by a CA trusted for this host, a host
+/// certificate, valid now, `host` among its principals (when it lists any),
+/// and neither it nor its CA `@revoked`. `Ok(None)` when no CA is trusted for
+/// this host: the caller then checks the certificate's key like a plain key
+/// (OpenSSH, too, falls back to the plain key).
+pub fn verify_certificate(
+    policy: HostKeyCheck,
+    file: &Path,
+    host: &str,
+    port: u16,
+    cert: &Certificate,
+    now: u64,
+) -> Result<Option<Verdict>, HostKeyError> {
+    if policy == HostKeyCheck::Off {
+        return Ok(Some(Verdict::Unchecked));
+    }
+    let text = read(file)?;
+    let name = host_entry_name(host, port);
+    let cas = cert_authorities(&text, &name);
+    if cas.is_empty() {
+        return Ok(None);
+    }
+    let refuse = |reason: String| HostKeyError::Certificate {
+        host: name.clone(),
+        reason,
+        file: file.to_owned(),
+    };
+    let ca = PublicKey::new(cert.signature_key().clone(), "");
+    let inner = PublicKey::new(cert.public_key().clone(), "");
+    for (what, k) in [("its CA key", &ca), ("its key", &inner)] {
+        if let Lookup::Revoked(line) = lookup(&text, &name, k) {
+            return Err(refuse(format!(
+                "{what} {} is marked @revoked at line {line}",
+                fingerprint(k)
+            )));
+        }
+    }
+    if !cert.cert_type().is_host() {
+        return Err(refuse(
+            "it is a user certificate, not a host certificate".into(),
+        ));
+    }
+    let trusted: Vec<_> = cas.iter().map(|k| k.fingerprint(HashAlg::Sha256)).collect();
+    if !trusted.contains(&ca.fingerprint(HashAlg::Sha256)) {
+        return Err(refuse(format!(
+            "signed by CA {}, which is not trusted for {name}",
+            fingerprint(&ca)
+        )));
+    }
+    let at = |secs: u64| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        humantime::format_rfc3339_seconds(t).to_string()
+    };
+    if now >= cert.valid_before() {
+        return Err(refuse(format!("expired at {}", at(cert.valid_before()))));
+    }
+    if now < cert.valid_after() {
+        return Err(refuse(format!(
+            "not valid before {}",
+            at(cert.valid_after())
+        )));
+    }
+    if cert.validate_at(now, &trusted).is_err() {
+        return Err(refuse("its CA signature does not verify".into()));
+    }
+    let principals = cert.valid_principals();
+    if !principals.is_empty() && !principals.iter().any(|p| p.eq_ignore_ascii_case(host)) {
+        return Err(refuse(format!(
+            "it is not valid for {host} (principals: {})",
+            principals.join(", ")
+        )));
+    }
+    Ok(Some(Verdict::Known))
+}
+
+/// Whether `file` trusts a host CA for any of `hosts` (`host_entry_name`
+/// forms); only then do we ask servers for host certificates.
+pub fn has_cert_authority(file: &Path, hosts: &[String]) -> bool {
+    let text = read(file).unwrap_or_default();
+    hosts.iter().any(|h| !cert_authorities(&text, h).is_empty())
+}
+
+/// The CA keys of `@cert-authority` lines whose patterns match `name`.
+fn cert_authorities(text: &str, name: &str) -> Vec<PublicKey> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            if f.next() != Some("@cert-authority") {
+                return None;
+            }
+            let (patterns, algo, b64) = (f.next()?, f.next()?, f.next()?);
+            if !hosts_match(patterns, name) {
+                return None;
+            }
+            PublicKey::from_openssh(&format!("{algo} {b64}")).ok()
+        })
+        .collect()
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Lookup {
     Match,
@@ -161,7 +269,7 @@ fn lookup(text: &str, name: &str, key: &PublicKey) -> Lookup {
         if first.starts_with('@') {
             match first {
                 "@revoked" => revoked = true,
-                // Host CA keys: not supported; such lines never vouch for a key.
+                // CA keys vouch for certificates only (`verify_certificate`).
                 _ => continue,
             }
             let Some(next) = fields.next() else { continue };
@@ -379,6 +487,77 @@ mod tests {
             verify(HostKeyCheck::Off, &file, "h", 2200, &key()).expect("off"),
             Verdict::Unchecked
         );
+    }
+
+    /// A host certificate for `key` signed by `ca`, valid in [after, before).
+    fn host_cert(
+        ca: &PrivateKey,
+        key: &PublicKey,
+        principal: &str,
+        after: u64,
+        before: u64,
+    ) -> Certificate {
+        let mut b = russh::keys::ssh_key::certificate::Builder::new(
+            vec![0u8; 32],
+            key.key_data().clone(),
+            after,
+            before,
+        )
+        .expect("builder");
+        b.cert_type(russh::keys::ssh_key::certificate::CertType::Host)
+            .expect("type");
+        b.key_id("h").expect("id");
+        b.valid_principal(principal).expect("principal");
+        b.sign(ca).expect("sign")
+    }
+
+    #[test]
+    fn host_certificates_need_a_trusted_ca_validity_and_principal() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("known_hosts");
+        let ca =
+            PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519).expect("ca");
+        let ca_pub = ca.public_key().clone();
+        let k = key();
+        let now = 1_800_000_000;
+        let good = host_cert(&ca, &k, "bastion", now - 10, now + 10);
+        let check = |c: &Certificate| {
+            verify_certificate(HostKeyCheck::Strict, &file, "bastion", 2222, c, now)
+        };
+        // No CA for the host: fall back to the plain key check.
+        std::fs::write(&file, line("other.host", &ca_pub)).expect("write");
+        assert!(matches!(check(&good), Ok(None)));
+        std::fs::write(
+            &file,
+            format!("@cert-authority {}\n", line("[bastion]:22*", &ca_pub)),
+        )
+        .expect("write");
+        assert!(has_cert_authority(&file, &["[bastion]:2222".into()]));
+        assert!(!has_cert_authority(&file, &["bastion".into()]));
+        assert_eq!(check(&good).expect("trusted"), Some(Verdict::Known));
+        let expired = host_cert(&ca, &k, "bastion", now - 10, now);
+        let e = check(&expired).expect_err("expired").to_string();
+        assert!(e.contains("expired at"), "{e}");
+        let elsewhere = host_cert(&ca, &k, "other", now - 10, now + 10);
+        let e = check(&elsewhere).expect_err("principal").to_string();
+        assert!(
+            e.contains("not valid for bastion (principals: other)"),
+            "{e}"
+        );
+        let rogue = PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519)
+            .expect("rogue");
+        let e = check(&host_cert(&rogue, &k, "bastion", now - 10, now + 10))
+            .expect_err("rogue")
+            .to_string();
+        assert!(e.contains("which is not trusted for [bastion]:2222"), "{e}");
+        let revoked = format!(
+            "@cert-authority {}\n@revoked {}\n",
+            line("*", &ca_pub),
+            line("*", &k)
+        );
+        std::fs::write(&file, revoked).expect("write");
+        let e = check(&good).expect_err("revoked").to_string();
+        assert!(e.contains("@revoked at line 2"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The SSH side: sessions to jump hosts (`session`), the per-upstream pool
 //! that keeps, grows and picks them (`pool`), host key checks
-//! (`known_hosts`) and private keys (`identity`).
+//! (`known_hosts`), private keys and certificates (`identity`) and algorithm
+//! preferences (`algorithms`).
 
+pub mod algorithms;
 pub mod identity;
 pub mod known_hosts;
 pub mod pool;

@@ -23,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
-use super::session::{ChannelGuard, FailureReason, JumpSession, OpenError, SessionSettings};
+use super::session::{
+    ChannelGuard, FailureReason, ForwardedChannel, JumpSession, OpenError, SessionSettings,
+};
 use crate::config::Backoff;
 use crate::status::{ErrorLog, HostStatus, SessionStatus, UpstreamStatus};
 
@@ -39,7 +41,14 @@ pub struct Pool {
     tasks: TaskTracker,
     /// Recent errors, for `/status`.
     errors: ErrorLog,
+    /// Remote-forward connections from every session's handler, until
+    /// `ssh::remote_forward` takes them (None without remote forwards).
+    forwarded: Mutex<Option<tokio::sync::mpsc::Receiver<ForwardedChannel>>>,
 }
+
+/// Remote-forward connections waiting to be connected locally, per upstream;
+/// beyond this the jump host is told "resource shortage".
+const FORWARDED_QUEUE: usize = 128;
 
 struct State {
     sessions: Vec<Arc<JumpSession>>,
@@ -105,8 +114,22 @@ fn pick_host(hosts: &[HostHealth], sessions: &[Arc<JumpSession>], now: Instant) 
 }
 
 impl Pool {
-    pub fn new(settings: SessionSettings) -> Arc<Pool> {
+    pub fn new(mut settings: SessionSettings) -> Arc<Pool> {
         let hosts = vec![HostHealth::default(); settings.upstream.hosts.len()];
+        // Both session series exist (at 0) from the start, so an upstream that has
+        // never had a session shows `ready 0` instead of no series, which alerts
+        // such as JumpgateUpstreamDown could not see.
+        let sessions = &crate::metrics::get().sessions;
+        for state in ["ready", "connecting", "draining"] {
+            sessions.with_label_values(&[&settings.upstream.name, state]);
+        }
+        let forwarded = if settings.upstream.remote_forwards.is_empty() {
+            None
+        } else {
+            let (tx, rx) = tokio::sync::mpsc::channel(FORWARDED_QUEUE);
+            settings.forwarded = Some(tx);
+            Some(rx)
+        };
         Arc::new(Pool {
             settings: Arc::new(settings),
             state: Mutex::new(State {
@@ -119,7 +142,53 @@ impl Pool {
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
             errors: ErrorLog::default(),
+            forwarded: Mutex::new(forwarded),
         })
+    }
+
+    /// The remote-forward connections of every session (once).
+    pub(crate) fn take_forwarded(&self) -> Option<tokio::sync::mpsc::Receiver<ForwardedChannel>> {
+        self.forwarded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// The session that should hold the remote forwards: the oldest live
+    /// slot session (slot sessions are never retired for idleness), else
+    /// the oldest live session not being retired.
+    pub(crate) fn forward_owner(&self) -> Option<Arc<JumpSession>> {
+        let st = self.lock();
+        let live = || {
+            st.sessions
+                .iter()
+                .filter(|s| !s.is_dead() && !s.is_retired())
+        };
+        live()
+            .find(|s| !s.extra.load(std::sync::atomic::Ordering::Relaxed))
+            .or_else(|| live().next())
+            .cloned()
+    }
+
+    /// Waits for a session to hold the remote forwards (`forward_owner`).
+    pub(crate) async fn wait_forward_owner(&self) -> Arc<JumpSession> {
+        loop {
+            // Registered before looking, so a session that becomes ready in
+            // between still wakes us.
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(s) = self.forward_owner() {
+                return s;
+            }
+            // The poll is only a safety net; the notification comes first.
+            let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+        }
+    }
+
+    /// Records an error for `/status`.
+    pub(crate) fn record_error(&self, e: String) {
+        self.errors.push(e);
     }
 
     pub fn name(&self) -> &str {
@@ -427,11 +496,27 @@ impl Pool {
     }
 
     /// Removes a dead or retired session and tells waiters.
-    fn forget(&self, s: &Arc<JumpSession>) {
-        crate::metrics::get()
-            .sessions
-            .with_label_values(&[self.name(), "ready"])
-            .dec();
+    /// Disconnects politely, counted as `draining` (not `ready`) meanwhile.
+    /// Returns false: the session no longer counts as ready (for `forget`).
+    async fn drain(&self, s: &Arc<JumpSession>, why: &str) -> bool {
+        let sessions = &crate::metrics::get().sessions;
+        let draining = sessions.with_label_values(&[self.name(), "draining"]);
+        sessions.with_label_values(&[self.name(), "ready"]).dec();
+        draining.inc();
+        s.disconnect(why).await;
+        draining.dec();
+        false
+    }
+
+    /// Removes a session that ended; `counted_ready` says whether it still
+    /// counts in `jumpgate_sessions{state="ready"}`.
+    fn forget(&self, s: &Arc<JumpSession>, counted_ready: bool) {
+        if counted_ready {
+            crate::metrics::get()
+                .sessions
+                .with_label_values(&[self.name(), "ready"])
+                .dec();
+        }
         let mut st = self.lock();
         st.sessions.retain(|x| x.id != s.id && !x.is_dead());
         self.log_readiness(&mut st);
@@ -460,7 +545,7 @@ impl Pool {
                     last_error_logged = false;
                     let span =
                         info_span!("session", upstream = %self.name(), id = session.id, slot);
-                    async {
+                    let counted_ready = async {
                         info!(host = %self.settings.describe(target), "session ready");
                         tokio::select! {
                             _ = session.closed() => {
@@ -471,15 +556,16 @@ impl Pool {
                                     session.id,
                                     self.settings.describe(target)
                                 ));
+                                true
                             }
                             _ = self.stop.cancelled() => {
-                                session.disconnect("jumpgate shutting down").await;
+                                self.drain(&session, "jumpgate shutting down").await
                             }
                         }
                     }
                     .instrument(span)
                     .await;
-                    self.forget(&session);
+                    self.forget(&session, counted_ready);
                 }
                 None => {
                     let wait = backoff.next_wait();
@@ -512,7 +598,7 @@ impl Pool {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             let span =
                 info_span!("session", upstream = %me.name(), id = session.id, slot = "extra");
-            async {
+            let counted_ready = async {
                 info!(host = %me.settings.describe(target), "extra session ready");
                 let idle = me.settings.upstream.sessions.idle_timeout;
                 let mut idle_since: Option<Instant> = None;
@@ -526,11 +612,10 @@ impl Pool {
                                 session.id,
                                 me.settings.describe(target)
                             ));
-                            break;
+                            break true;
                         }
                         _ = me.stop.cancelled() => {
-                            session.disconnect("jumpgate shutting down").await;
-                            break;
+                            break me.drain(&session, "jumpgate shutting down").await;
                         }
                         _ = tokio::time::sleep(idle.min(Duration::from_secs(1))) => {}
                     }
@@ -541,14 +626,13 @@ impl Pool {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= idle && me.above_min() && session.retire() {
                         info!("idle extra session closed");
-                        session.disconnect("idle").await;
-                        break;
+                        break me.drain(&session, "idle").await;
                     }
                 }
             }
             .instrument(span)
             .await;
-            me.forget(&session);
+            me.forget(&session, counted_ready);
         });
     }
 

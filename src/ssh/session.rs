@@ -6,13 +6,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
-use russh::{cipher, Channel, ChannelOpenFailure};
-use tokio::sync::Notify;
+use russh::{Channel, ChannelOpenFailure};
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
 
@@ -51,8 +51,47 @@ pub enum ConnectError {
         to: String,
         reason: String,
     },
+    /// OpenSSH's wording, plus which config key to change.
+    #[error(
+        "Unable to negotiate with {addr}: no matching {what} found. Their offer: {theirs}; \
+         ours ({key}): {ours}"
+    )]
+    NoCommonAlgorithm {
+        addr: String,
+        what: &'static str,
+        key: &'static str,
+        theirs: String,
+        ours: String,
+    },
     #[error("{addr}: SSH handshake failed: {source}")]
     Ssh { addr: String, source: russh::Error },
+}
+
+impl ConnectError {
+    /// A handshake error from russh, with the cases a user can fix in the
+    /// config told apart.
+    fn handshake(addr: &Endpoint, source: russh::Error) -> ConnectError {
+        let addr = addr.to_string();
+        match source {
+            russh::Error::NoCommonAlgo { kind, ours, theirs } => {
+                let (what, key) = match kind {
+                    russh::AlgorithmKind::Kex => ("key exchange method", "kex"),
+                    russh::AlgorithmKind::Key => ("host key type", "host_key_algorithms"),
+                    russh::AlgorithmKind::Cipher => ("cipher", "ciphers"),
+                    russh::AlgorithmKind::Mac => ("MAC", "macs"),
+                    russh::AlgorithmKind::Compression => ("compression method", "not configurable"),
+                };
+                ConnectError::NoCommonAlgorithm {
+                    addr,
+                    what,
+                    key,
+                    theirs: theirs.join(","),
+                    ours: ours.join(","),
+                }
+            }
+            source => ConnectError::Ssh { addr, source },
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +164,24 @@ pub struct SessionSettings {
     pub upstream: Upstream,
     pub identities: Vec<Identity>,
     pub ssh: Arc<client::Config>,
+    /// Where `forwarded-tcpip` channels (remote forwards) go; None: the
+    /// jump host's attempts to open them are refused. Set by `Pool::new`.
+    pub forwarded: Option<mpsc::Sender<ForwardedChannel>>,
+}
+
+/// A connection the jump host accepted on one of our remote forwards
+/// (`forwarded-tcpip`), not yet confirmed: `ssh::remote_forward` connects
+/// the local target first and then accepts or rejects it, as ssh -R does.
+pub struct ForwardedChannel {
+    pub session: Arc<JumpSession>,
+    pub channel: Channel<client::Msg>,
+    pub reply: client::ChannelOpenHandle,
+    /// The address and port the jump host listened on (the allocated port
+    /// when we asked for port 0).
+    pub bound_host: String,
+    pub bound_port: u32,
+    /// Who connected to it, on the jump host's side.
+    pub originator: String,
 }
 
 impl SessionSettings {
@@ -134,6 +191,7 @@ impl SessionSettings {
             upstream,
             identities,
             ssh,
+            forwarded: None,
         }
     }
 
@@ -180,16 +238,25 @@ impl SessionSettings {
 
 /// Our russh client settings; see DESIGN.md "Facts" for why each differs.
 fn russh_config(u: &Upstream) -> client::Config {
-    let mut c = client::Config::default();
-    // AES-GCM is fastest where the CPU has AES instructions, and russh does
-    // not list it by default.
-    c.preferred.cipher = std::borrow::Cow::Owned(vec![
-        cipher::AES_128_GCM,
-        cipher::CHACHA20_POLY1305,
-        cipher::AES_256_GCM,
-        cipher::AES_256_CTR,
-        cipher::AES_128_CTR,
-    ]);
+    let mut c = client::Config {
+        // Our defaults (AES-GCM first) or the upstream's lists.
+        preferred: super::algorithms::preferred(&u.algorithms),
+        ..Default::default()
+    };
+    // Without an explicit host_key_algorithms, ask for host certificates
+    // (ahead of plain keys) only where known_hosts trusts a host CA, as ssh
+    // does: elsewhere a certificate could only be checked as its plain key.
+    let names: Vec<String> = u
+        .hosts
+        .iter()
+        .chain(u.proxy_jump.iter().map(|h| &h.endpoint))
+        .map(|e| known_hosts::host_entry_name(&e.host, e.port))
+        .collect();
+    if u.algorithms.host_key_algorithms.is_none()
+        && known_hosts::has_cert_authority(&u.known_hosts, &names)
+    {
+        c.preferred.host_key_certificates = c.preferred.key.clone();
+    }
     // russh's own rekey aborts a busy session (Error::Pending when more than
     // 2 x window arrives during it). Let the server drive rekeys: OpenSSH
     // rekeys by its cipher's limit (1 GiB for chacha, 64 GiB for AES-GCM),
@@ -308,6 +375,12 @@ struct JumpHandler {
     /// russh's generic "unknown key".
     key_error: Arc<Mutex<Option<HostKeyError>>>,
     ended: Arc<Mutex<Option<String>>>,
+    /// Remote-forward connections go here; only on the last hop (the
+    /// upstream itself), never on ProxyJump hops.
+    forwarded: Option<mpsc::Sender<ForwardedChannel>>,
+    /// The session this handler belongs to, set once it is built (after
+    /// the handshake); forwarded channels are counted on it.
+    session: Arc<OnceLock<Weak<JumpSession>>>,
 }
 
 impl client::Handler for JumpHandler {
@@ -317,12 +390,34 @@ impl client::Handler for JumpHandler {
         &mut self,
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        // A host certificate's key goes through known_hosts like a plain key:
-        // we do not trust host CAs yet.
+        // A host certificate is checked against the CAs known_hosts trusts
+        // for this host; with none, its key goes through known_hosts like a
+        // plain key.
         let owned;
         let key: &PublicKey = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => key,
             PublicKeyOrCertificate::Certificate(c) => {
+                let now = super::identity::unix_now();
+                let (kh, host, port) = (&self.known_hosts, &self.host, self.port);
+                match known_hosts::verify_certificate(self.policy, kh, host, port, c, now) {
+                    Ok(Some(Verdict::Known)) => {
+                        debug!(host = %self.host, port = self.port, key_id = c.key_id(),
+                            "host certificate signed by a trusted CA");
+                        return Ok(true);
+                    }
+                    Ok(Some(_)) => {
+                        warn!(host = %self.host, port = self.port, key_id = c.key_id(),
+                            "host certificate NOT checked (host_key_check = \"off\")");
+                        return Ok(true);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        if let Ok(mut slot) = self.key_error.lock() {
+                            *slot = Some(e);
+                        }
+                        return Ok(false);
+                    }
+                }
                 owned = PublicKey::new(c.public_key().clone(), "");
                 &owned
             }
@@ -397,6 +492,50 @@ impl client::Handler for JumpHandler {
         self.failures.push(description.to_owned());
         Ok(())
     }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: Channel<client::Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        // Runs inside russh's session task: hand over, never wait here.
+        let session = self.session.get().and_then(Weak::upgrade);
+        let (Some(tx), Some(session)) = (&self.forwarded, session) else {
+            debug!(
+                bound = %connected_address, port = connected_port,
+                "refusing a forwarded-tcpip channel we did not ask for"
+            );
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let fc = ForwardedChannel {
+            session,
+            channel,
+            reply,
+            bound_host: connected_address.to_owned(),
+            bound_port: connected_port,
+            originator: format!("{originator_address}:{originator_port}"),
+        };
+        if let Err(e) = tx.try_send(fc) {
+            let (why, fc) = match e {
+                mpsc::error::TrySendError::Full(fc) => (ChannelOpenFailure::ResourceShortage, fc),
+                // Draining: no new remote-forward connections.
+                mpsc::error::TrySendError::Closed(fc) => {
+                    (ChannelOpenFailure::AdministrativelyProhibited, fc)
+                }
+            };
+            debug!(bound_port = connected_port, reason = ?why, "refusing a forwarded-tcpip channel");
+            fc.reply.reject(why).await;
+        }
+        Ok(())
+    }
 }
 
 impl JumpSession {
@@ -434,11 +573,14 @@ impl JumpSession {
             SOCKET_READ_BUFFER,
             super::quickack::QuickAck(tcp_connect(first).await?),
         );
-        let mut hop = handshake(settings, tcp, first, user0).await?;
+        let me: Arc<OnceLock<Weak<JumpSession>>> = Arc::default();
+        // Only the last hop (the upstream itself) gets remote-forward channels.
+        let slot_if = |last: bool| last.then(|| me.clone());
+        let mut hop = handshake(settings, tcp, first, user0, slot_if(rest.is_empty())).await?;
         // Outer hops stay alive as long as the session: the inner SSH
         // connection runs inside their channels.
         let mut outer = Vec::new();
-        for (user, next) in rest {
+        for (i, (user, next)) in rest.iter().enumerate() {
             let stream = hop
                 .handle
                 .channel_open_direct_tcpip(next.host.clone(), u32::from(next.port), "127.0.0.1", 0)
@@ -452,12 +594,13 @@ impl JumpSession {
                     },
                 })?
                 .into_stream();
-            let inner = handshake(settings, stream, next, user).await?;
+            let inner =
+                handshake(settings, stream, next, user, slot_if(i + 1 == rest.len())).await?;
             outer.push(hop);
             hop = inner;
         }
         let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(Arc::new(JumpSession {
+        let session = Arc::new(JumpSession {
             id,
             target,
             handle: hop.handle,
@@ -472,7 +615,33 @@ impl JumpSession {
             bytes_up: AtomicU64::new(0),
             bytes_down: AtomicU64::new(0),
             ended: hop.ended,
-        }))
+        });
+        let _ = me.set(Arc::downgrade(&session));
+        Ok(session)
+    }
+
+    /// Asks the jump host to listen on `host:port` for us (`tcpip-forward`);
+    /// returns the port it listens on (the allocated one for port 0).
+    pub async fn request_forward(&self, host: &str, port: u16) -> Result<u16, russh::Error> {
+        let got = self.handle.tcpip_forward(host, u32::from(port)).await?;
+        // OpenSSH answers a fixed port with an empty success (russh: 0).
+        Ok(if port == 0 {
+            u16::try_from(got).unwrap_or(0)
+        } else {
+            port
+        })
+    }
+
+    /// Counts a channel the jump host opened to us (a remote-forward
+    /// connection) like one of ours: in the load, the stall state and the
+    /// byte counters. No cap: refusing it would only break the forward.
+    pub fn adopt(self: &Arc<Self>, channel: Channel<client::Msg>) -> ChannelGuard {
+        self.channels.fetch_add(1, Ordering::AcqRel);
+        ChannelGuard {
+            channel: Some(channel),
+            session: self.clone(),
+            stalled: false,
+        }
     }
 
     /// Takes a channel slot if the session is usable and below `cap`.
@@ -715,6 +884,8 @@ async fn handshake<S>(
     stream: S,
     endpoint: &Endpoint,
     user: &str,
+    // Some on the last hop: where the handler finds its session.
+    session: Option<Arc<OnceLock<Weak<JumpSession>>>>,
 ) -> Result<Hop, ConnectError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -734,6 +905,8 @@ where
         upstream: u.name.clone(),
         key_error: key_error.clone(),
         ended: ended.clone(),
+        forwarded: session.as_ref().and(settings.forwarded.clone()),
+        session: session.unwrap_or_default(),
     };
     let mut handle = match client::connect_stream(settings.ssh.clone(), stream, handler).await {
         Ok(h) => h,
@@ -741,10 +914,7 @@ where
             if let Some(ke) = key_error.lock().ok().and_then(|mut s| s.take()) {
                 return Err(ke.into());
             }
-            return Err(ConnectError::Ssh {
-                addr: endpoint.to_string(),
-                source: e,
-            });
+            return Err(ConnectError::handshake(endpoint, e));
         }
     };
     authenticate(&mut handle, settings, endpoint, user).await?;
@@ -757,8 +927,8 @@ where
     })
 }
 
-/// Public-key authentication: configured identity files first, then the
-/// agent's keys (as ssh does).
+/// Public-key authentication: configured identity files first (each one's
+/// certificates, then the key itself), then the agent's keys (as ssh does).
 async fn authenticate(
     handle: &mut Handle<JumpHandler>,
     settings: &SessionSettings,
@@ -773,6 +943,32 @@ async fn authenticate(
         source,
     };
     for id in &settings.identities {
+        // Certificates first, then the plain key (ssh's order).
+        for c in &id.certificates {
+            let res = handle
+                .authenticate_openssh_cert(user, id.key.clone(), c.cert.clone())
+                .await
+                .map_err(ssh_err)?;
+            let problem = c
+                .validity_problem(super::identity::unix_now())
+                .or_else(|| c.caveat().map(str::to_owned));
+            tried.push(match &problem {
+                Some(p) => format!("certificate {} [{p}]", c.describe()),
+                None => format!("certificate {}", c.describe()),
+            });
+            match res {
+                client::AuthResult::Success => {
+                    debug!(certificate = %c.path.display(), "authenticated");
+                    return Ok(());
+                }
+                // The plain key's attempt that follows updates `methods`.
+                client::AuthResult::Failure { .. } => {
+                    info!(%user, host = %endpoint, certificate = %c.describe(),
+                        problem = problem.as_deref().unwrap_or("none seen here"),
+                        "certificate refused");
+                }
+            }
+        }
         let hash = rsa_hash(handle, id.key.algorithm().is_rsa())
             .await
             .map_err(ssh_err)?;

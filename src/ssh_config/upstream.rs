@@ -22,6 +22,99 @@ pub enum ToUpstreamError {
     ProxyCommand { host: String, command: String },
     #[error("ProxyJump: more than 8 nested jump hosts (a loop?)")]
     JumpLoop,
+    #[error("{keyword} {list}: jumpgate implements none of these (it has: {supported})")]
+    NoAlgorithm {
+        keyword: &'static str,
+        list: String,
+        supported: String,
+    },
+    #[error("RemoteForward {0}")]
+    RemoteForward(String),
+}
+
+/// An OpenSSH algorithm list as resolved (`+`/`-`/`^` applied to OpenSSH's
+/// defaults), kept to the names russh implements, in the same order: ssh
+/// offers its list and the server picks, and we can only offer what we have.
+fn algorithm_list(
+    kind: crate::ssh::algorithms::Kind,
+    keyword: &'static str,
+    list: &[String],
+) -> Result<Vec<String>, ToUpstreamError> {
+    let supported = kind.supported();
+    let kept: Vec<String> = list
+        .iter()
+        .filter(|n| supported.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    if kept.is_empty() {
+        return Err(ToUpstreamError::NoAlgorithm {
+            keyword,
+            list: list.join(","),
+            supported: supported.join(","),
+        });
+    }
+    Ok(kept)
+}
+
+fn algorithms(r: &Resolved) -> Result<config::Algorithms, ToUpstreamError> {
+    use crate::ssh::algorithms::Kind;
+    let [ciphers, kex, macs, host_keys] = r.algorithms_set;
+    let pick = |set: bool,
+                kind,
+                keyword,
+                list: &[String]|
+     -> Result<Option<Vec<String>>, ToUpstreamError> {
+        if set {
+            algorithm_list(kind, keyword, list).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    Ok(config::Algorithms {
+        kex: pick(kex, Kind::Kex, "KexAlgorithms", &r.kex_algorithms)?,
+        ciphers: pick(ciphers, Kind::Cipher, "Ciphers", &r.ciphers)?,
+        macs: pick(macs, Kind::Mac, "MACs", &r.macs)?,
+        host_key_algorithms: pick(
+            host_keys,
+            Kind::HostKey,
+            "HostKeyAlgorithms",
+            &r.host_key_algorithms,
+        )?,
+    })
+}
+
+/// RemoteForward/-R as the `tcpip-forward` request ssh sends: no bind
+/// address means the jump host's "localhost", `*` or empty means all.
+pub fn remote_forwards(r: &Resolved) -> Result<Vec<config::RemoteForward>, ToUpstreamError> {
+    r.remote_forwards
+        .iter()
+        .map(|f| {
+            let shown = || format!("{} {}", f.listen_display(), f.connect_display());
+            if f.listen_path.is_some() || f.connect_path.is_some() {
+                return Err(ToUpstreamError::RemoteForward(format!(
+                    "{}: Unix socket forwarding is not supported",
+                    shown()
+                )));
+            }
+            if f.is_dynamic() {
+                return Err(ToUpstreamError::RemoteForward(format!(
+                    "{}: a remote SOCKS proxy (no destination) is not supported",
+                    f.listen_display()
+                )));
+            }
+            let bind_host = match f.listen_host.as_deref() {
+                None => "localhost".to_owned(),
+                Some("*") => String::new(),
+                Some(h) => h.to_owned(),
+            };
+            Ok(config::RemoteForward {
+                bind_host,
+                bind_port: f.listen_port,
+                to_host: f.connect_host.clone().unwrap_or_default(),
+                to_port: f.connect_port,
+            })
+        })
+        .collect()
 }
 
 /// Upstream name for metrics and logs: the destination, in allowed letters.
@@ -117,6 +210,16 @@ pub fn upstream_from(
         sessions: config::DEFAULT_SESSIONS,
         max_channels_per_session: config::DEFAULT_MAX_CHANNELS,
         stall_timeout: config::DEFAULT_STALL_TIMEOUT,
+        remote_forwards: remote_forwards(r)?,
+        exit_on_forward_failure: r.exit_on_forward_failure,
+        algorithms: algorithms(r)?,
+        // Missing certificate files are skipped, as ssh does.
+        certificate_files: r
+            .certificate_paths
+            .iter()
+            .filter(|p| p.exists())
+            .cloned()
+            .collect(),
     })
 }
 

@@ -53,36 +53,42 @@ pub fn to_config(r: &Resolved, up: &UpArgs, local: &Local) -> Result<Config, UpE
             "ProxyCommand {c:?} is not supported by jumpgate: use ProxyJump (-J) instead"
         )));
     }
-    if let Some(f) = r.local_forwards.first() {
+    if r.dynamic_forwards.is_empty() && r.local_forwards.is_empty() && r.remote_forwards.is_empty()
+    {
         return Err(UpError::Unsupported(format!(
-            "LocalForward/-L {} is not supported yet by jumpgate up",
-            f
-        )));
-    }
-    if let Some(f) = r.remote_forwards.first() {
-        return Err(UpError::Unsupported(format!(
-            "RemoteForward/-R {} {} is not supported yet by jumpgate up",
-            f.listen_display(),
-            f.connect_display()
-        )));
-    }
-    if r.dynamic_forwards.is_empty() {
-        return Err(UpError::Unsupported(format!(
-            "nothing to serve: give -D [bind_address:]port (or DynamicForward for {} in ssh_config)",
+            "nothing to serve: give -D [bind_address:]port, -L or -R (or DynamicForward, \
+             LocalForward, RemoteForward for {} in ssh_config)",
             r.host
         )));
     }
     let upstream = upstream_from(r, &up.files, local)?;
     let mut listeners = Vec::new();
-    for (i, f) in r.dynamic_forwards.iter().enumerate() {
+    let local = r.dynamic_forwards.iter().chain(&r.local_forwards);
+    for (i, f) in local.enumerate() {
         let bind = bind_addr(f, r.gateway_ports)?;
-        let mut name = format!("socks-{}", bind.port());
+        let (prefix, kind) = if f.is_dynamic() {
+            ("socks", ListenerKind::Socks5)
+        } else {
+            let (Some(host), None) = (&f.connect_host, &f.connect_path) else {
+                return Err(UpError::Unsupported(format!(
+                    "-L {f}: forwarding to a Unix socket is not supported"
+                )));
+            };
+            (
+                "forward",
+                ListenerKind::Forward {
+                    host: host.clone(),
+                    port: f.connect_port,
+                },
+            )
+        };
+        let mut name = format!("{prefix}-{}", bind.port());
         if listeners.iter().any(|l: &Listener| l.name == name) {
             name = format!("{name}-{i}");
         }
         listeners.push(Listener {
             name,
-            kind: ListenerKind::Socks5,
+            kind,
             bind,
             via: 0,
             handshake_timeout: config::DEFAULT_TIMEOUT,
@@ -102,7 +108,7 @@ pub fn to_config(r: &Resolved, up: &UpArgs, local: &Local) -> Result<Config, UpE
 fn bind_addr(f: &ssh_config::Forward, gateway_ports: bool) -> Result<SocketAddr, UpError> {
     if let Some(p) = &f.listen_path {
         return Err(UpError::Unsupported(format!(
-            "-D {p}: listening on a Unix socket is not supported"
+            "{p}: listening on a Unix socket is not supported"
         )));
     }
     let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
@@ -112,7 +118,7 @@ fn bind_addr(f: &ssh_config::Forward, gateway_ports: bool) -> Result<SocketAddr,
         Some("" | "*") => any,
         Some(h) => h.parse().map_err(|_| {
             UpError::Unsupported(format!(
-                "-D {h}:{}: the bind address must be an IP address, localhost or *",
+                "{h}:{}: the bind address must be an IP address, localhost or *",
                 f.listen_port
             ))
         })?,

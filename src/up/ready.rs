@@ -68,24 +68,45 @@ pub async fn serve(config: Config, ready_file: Option<PathBuf>) -> u8 {
                 _ = drain.cancelled() => return,
             }
         }
-        let shown: Vec<String> = addrs.iter().map(|(_, a)| a.to_string()).collect();
+        // Listener names start with their kind (see `up::to_config`).
+        let kind = |name: &str| {
+            if name.starts_with("socks") {
+                "socks5"
+            } else {
+                "forward"
+            }
+        };
+        let shown: Vec<String> = addrs
+            .iter()
+            .map(|(n, a)| format!("{} {a}", kind(n)))
+            .collect();
         eprintln!(
-            "jumpgate up: ready: SOCKS5 on {} via {user}@{via}",
-            shown.join(", ")
+            "jumpgate up: ready: {} via {user}@{via}",
+            if shown.is_empty() {
+                "remote forwards only".to_owned()
+            } else {
+                shown.join(", ")
+            }
         );
         if let Some(path) = file {
-            let text: String = addrs.iter().map(|(_, a)| format!("socks5 {a}\n")).collect();
+            let text: String = shown.iter().map(|l| format!("{l}\n")).collect();
             if let Err(e) = write_atomic(&path, &text) {
                 error!(path = %path.display(), error = %e, "cannot write the ready file");
             }
         }
     });
-    daemon.serve(shutdown).await;
+    let result = daemon.serve(shutdown).await;
     watcher.abort();
     if let Some(path) = ready_file {
         let _ = std::fs::remove_file(path);
     }
-    0
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("jumpgate up: {e}");
+            e.exit_code()
+        }
+    }
 }
 
 /// Written to a temporary name and renamed, so a reader never sees half.

@@ -577,6 +577,20 @@ pub fn spawn_expect_exit(toml: &str) -> Exit {
     run_to_exit(dir, cmd, Some(path))
 }
 
+/// Writes `cfg` to a config file and runs `jumpgate check -c FILE` to its exit
+/// (bounded): one login attempt per jump host, the outcome on stdout.
+pub fn check_expect_exit(cfg: &GateConfig) -> Exit {
+    let dir = gate_dir();
+    let path = dir.path().join("jumpgate.toml");
+    std::fs::write(&path, cfg.toml()).expect("write jumpgate.toml");
+    let mut cmd = offline_command(dir.path(), JUMPGATE);
+    cmd.arg("check").arg("-c").arg(&path);
+    for (k, v) in cfg.env() {
+        cmd.env(k, v);
+    }
+    run_to_exit(dir, cmd, Some(path))
+}
+
 fn run_to_exit(dir: TempDir, mut cmd: Command, config: Option<PathBuf>) -> Exit {
     base_env(&mut cmd, dir.path());
     let mut child = ChildGuard::spawn("jumpgate", &mut cmd);

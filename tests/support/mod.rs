@@ -1,10 +1,12 @@
-//! Test support: a real sshd per test (`sshd`), the jumpgate process (`gate`), a raw
-//! SOCKS5 client (`socks`), local target servers (`targets`), deterministic byte
-//! streams (`pattern`), network namespaces (`netns`) and process helpers (`process`).
+//! Test support: a real sshd per test (`sshd`), the jumpgate process (`gate`), its
+//! admin endpoint (`admin`), a raw SOCKS5 client (`socks`), local target servers
+//! (`targets`), deterministic byte streams (`pattern`), network namespaces (`netns`)
+//! and process helpers (`process`).
 //!
 //! Everything here cleans up on `Drop` (processes killed by PID, temp dirs removed,
 //! namespaces deleted) and every wait is bounded.
 
+pub mod admin;
 pub mod gate;
 pub mod netns;
 pub mod pattern;
@@ -19,7 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use gate::{Gate, GateConfig};
-pub use sshd::{KeyKind, Sshd, SshdOptions};
+pub use sshd::{CertAuthority, KeyKind, Sshd, SshdOptions};
 
 /// Runs a test body under a deadline, so that no test can hang the suite.
 pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {

@@ -36,6 +36,10 @@ pub enum KeyKind {
     Ed25519,
     /// ecdsa-sha2-nistp256.
     Ecdsa,
+    /// ecdsa-sha2-nistp384.
+    EcdsaP384,
+    /// ecdsa-sha2-nistp521.
+    EcdsaP521,
     /// RSA 3072; OpenSSH 9.2 accepts it only with rsa-sha2-256/512 signatures.
     Rsa,
 }
@@ -45,6 +49,8 @@ impl KeyKind {
         match self {
             KeyKind::Ed25519 => &["-t", "ed25519"],
             KeyKind::Ecdsa => &["-t", "ecdsa", "-b", "256"],
+            KeyKind::EcdsaP384 => &["-t", "ecdsa", "-b", "384"],
+            KeyKind::EcdsaP521 => &["-t", "ecdsa", "-b", "521"],
             KeyKind::Rsa => &["-t", "rsa", "-b", "3072"],
         }
     }
@@ -53,6 +59,8 @@ impl KeyKind {
         match self {
             KeyKind::Ed25519 => "id_ed25519",
             KeyKind::Ecdsa => "id_ecdsa",
+            KeyKind::EcdsaP384 => "id_ecdsa384",
+            KeyKind::EcdsaP521 => "id_ecdsa521",
             KeyKind::Rsa => "id_rsa",
         }
     }
@@ -68,6 +76,9 @@ pub struct SshdOptions {
     pub extra_config: Vec<String>,
     /// Run inside this network namespace, listening on this address, port 22.
     pub netns: Option<(String, Ipv4Addr)>,
+    /// Present a host certificate signed by this CA (private key path), for the
+    /// listen address as principal.
+    pub host_ca: Option<PathBuf>,
 }
 
 /// A running sshd, killed on drop.
@@ -113,6 +124,18 @@ impl Sshd {
             Some((_, addr)) => (IpAddr::V4(*addr), Some(22)),
             None => (IpAddr::V4(Ipv4Addr::LOCALHOST), None),
         };
+        if let Some(ca) = &opts.host_ca {
+            run_ok(
+                Command::new("ssh-keygen")
+                    .arg("-q")
+                    .arg("-s")
+                    .arg(ca)
+                    .args(["-h", "-I", "jg-host", "-n"])
+                    .arg(host.to_string())
+                    .arg(dir.path().join("ssh_host_ed25519_key.pub")),
+                KEYGEN_LIMIT,
+            );
+        }
         let mut last_log = String::new();
         for attempt in 1..=BIND_ATTEMPTS {
             let port = fixed_port.unwrap_or_else(super::free_port);
@@ -231,6 +254,18 @@ impl Sshd {
         path
     }
 
+    /// Generates a client key of `kind` that authorized_keys does not list (a key
+    /// that can log in only with a certificate).
+    pub fn new_unlisted_key(&self, kind: KeyKind) -> PathBuf {
+        let n = self.keys_made.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .dir
+            .path()
+            .join(format!("{}_unlisted_{n}", kind.file_stem()));
+        keygen(&path, kind.keygen_args(), None);
+        path
+    }
+
     /// A known_hosts file that lists a different ed25519 key for this host (a "changed
     /// host key", as after a MITM or a reinstall).
     pub fn wrong_known_hosts(&self) -> PathBuf {
@@ -332,6 +367,69 @@ impl Sshd {
     }
 }
 
+/// A certificate authority: an ed25519 key that signs user certificates (an sshd
+/// trusts it with `TrustedUserCAKeys`, see [`CertAuthority::sshd_line`]) or host
+/// certificates (`SshdOptions::host_ca`, trusted by `@cert-authority` in known_hosts).
+pub struct CertAuthority {
+    dir: TempDir,
+    key: PathBuf,
+}
+
+impl CertAuthority {
+    pub fn new() -> CertAuthority {
+        check_tools();
+        let dir = tempfile::Builder::new()
+            .prefix("jg-ca-")
+            .tempdir()
+            .expect("create CA temp dir");
+        let key = dir.path().join("user_ca");
+        keygen(&key, &["-t", "ed25519"], None);
+        CertAuthority { dir, key }
+    }
+
+    /// The sshd_config line that makes sshd trust this CA.
+    pub fn sshd_line(&self) -> String {
+        format!("TrustedUserCAKeys {}.pub", self.key.display())
+    }
+
+    /// Signs `key`'s public half for `principal`, valid for `validity` (ssh-keygen's
+    /// `-V` syntax, e.g. "20200101:20200102"; None: forever), with key id `id`.
+    /// ssh-keygen writes `<key>-cert.pub`, whose path is returned.
+    pub fn sign(&self, key: &Path, id: &str, principal: &str, validity: Option<&str>) -> PathBuf {
+        let mut cmd = Command::new("ssh-keygen");
+        cmd.arg("-q")
+            .arg("-s")
+            .arg(&self.key)
+            .args(["-I", id, "-n", principal]);
+        if let Some(v) = validity {
+            cmd.args(["-V", v]);
+        }
+        let mut public = key.as_os_str().to_owned();
+        public.push(".pub");
+        cmd.arg(&public);
+        run_ok(&mut cmd, KEYGEN_LIMIT);
+        let mut cert = key.as_os_str().to_owned();
+        cert.push("-cert.pub");
+        let cert = PathBuf::from(cert);
+        assert!(cert.exists(), "ssh-keygen -s wrote no {}", cert.display());
+        cert
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The CA's private key.
+    pub fn key(&self) -> &Path {
+        &self.key
+    }
+
+    /// The CA's public key line (`ssh-ed25519 AAAA... comment`).
+    pub fn public(&self) -> String {
+        read_pub(&self.key)
+    }
+}
+
 fn known_hosts_name(host: IpAddr, port: u16) -> String {
     if port == 22 {
         host.to_string()
@@ -346,6 +444,9 @@ fn sshd_config(dir: &Path, host: IpAddr, port: u16, opts: &SshdOptions) -> Strin
     let _ = writeln!(c, "ListenAddress {host}");
     let _ = writeln!(c, "Port {port}");
     let _ = writeln!(c, "HostKey {d}/ssh_host_ed25519_key");
+    if opts.host_ca.is_some() {
+        let _ = writeln!(c, "HostCertificate {d}/ssh_host_ed25519_key-cert.pub");
+    }
     let _ = writeln!(c, "AuthorizedKeysFile {d}/authorized_keys");
     let _ = writeln!(c, "PidFile {d}/sshd.pid");
     for line in [
