@@ -39,7 +39,7 @@ pub struct UpArgs {
 /// Flags that take a value (ssh's getopt string, the ones we honour or
 /// refuse by name).
 const WITH_VALUE: &str = "DLRJplioFbcmeESWIOPQBw";
-const NO_VALUE: &str = "46CGgNnqTvfAaXxYyKkMsVt12";
+const NO_VALUE: &str = "46CGgNnqTvfhAaXxYyKkMsVt12";
 
 pub fn parse(args: &[String], local: &Local) -> Result<UpArgs, UsageError> {
     let mut up = UpArgs {
@@ -99,6 +99,12 @@ pub fn parse(args: &[String], local: &Local) -> Result<UpArgs, UsageError> {
                         ))
                     })?);
                 }
+                "log-format" | "threads" | "verbose" => {
+                    return Err(UsageError(format!(
+                        "--{name} is an option of jumpgate itself: give it before `up` \
+                         (jumpgate --{name} ... up ...)"
+                    )))
+                }
                 _ => return Err(UsageError(format!("unknown option --{name}"))),
             }
             continue;
@@ -147,6 +153,7 @@ fn no_value_flag(f: char, up: &mut UpArgs) -> Result<(), UsageError> {
         'C' => o.compression = Some(true),
         'g' => o.gateway_ports = Some(true),
         'G' => up.print_config = true,
+        'h' => up.help = true,
         'v' => up.verbose = up.verbose.saturating_add(1),
         // jumpgate up never opens a shell, a tty or reads stdin.
         'N' | 'n' | 'T' | 'q' => {}
