@@ -100,6 +100,10 @@ impl Home {
 
     /// `program args` inside the namespace with this home.
     pub fn command(&self, program: &str, args: &[String]) -> tokio::process::Command {
+        tokio::process::Command::from(self.std_command(program, args))
+    }
+
+    pub fn std_command(&self, program: &str, args: &[String]) -> Command {
         let mut cmd = Command::new("unshare");
         cmd.args(["--mount", "--", "sh", "-ec"])
             .arg("mount --bind \"$1\" /etc/passwd; shift; exec \"$@\"")
@@ -111,7 +115,7 @@ impl Home {
             .env_remove("SSH_AUTH_SOCK")
             .env("NO_COLOR", "1")
             .current_dir(self.dir.path());
-        tokio::process::Command::from(cmd)
+        cmd
     }
 }
 
@@ -398,6 +402,15 @@ const CORPUS: &[Case] = &[
             &["-F", "{dir}/cli.conf", "ssh://uri@c:2345"],
             &["-F", "none", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "c"],
         ],
+    },
+    Case {
+        name: "no -F: ~/.ssh/config (from the passwd home) then /etc/ssh/ssh_config",
+        files: &[(
+            "home/.ssh/config",
+            "Host outer\n  HostName outer.example\n  User ops\nHost bastion\n  ProxyJump outer\n\
+             \x20 Port 2222\nHost *\n  ServerAliveInterval 20\n",
+        )],
+        runs: &[&["bastion"], &["-D", "1080", "-J", "outer", "bastion"], &["outer"]],
     },
 ];
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::ssh_config::Home;
 use crate::support::gate::{parse_addr, JUMPGATE};
 use crate::support::process::{offline_command, ChildGuard, Logs};
 use crate::support::{curl, free_port, targets, within, Sshd, SshdOptions};
@@ -31,12 +32,15 @@ impl Up {
 
     fn spawn_sub(dir: tempfile::TempDir, sub: &str, args: &[String]) -> Up {
         let mut cmd = offline_command(dir.path(), JUMPGATE);
-        cmd.arg(sub)
-            .args(args)
-            .env("NO_COLOR", "1")
+        cmd.arg(sub).args(args).current_dir(dir.path());
+        Up::spawn_cmd(dir, cmd)
+    }
+
+    /// Runs `cmd` (jumpgate with its arguments), logs captured.
+    fn spawn_cmd(dir: tempfile::TempDir, mut cmd: Command) -> Up {
+        cmd.env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .env_remove("SSH_AUTH_SOCK")
-            .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -168,6 +172,9 @@ async fn up_dash_d_serves_socks_and_signals_readiness() {
     .await;
 }
 
+/// The issue's promise: `ssh -N -D PORT -J outer target` becomes `jumpgate up -D
+/// PORT -J outer target` with the user's own ~/.ssh/config and ~/.ssh/known_hosts
+/// (no -F: the home comes from the password database, as for ssh; an isolated one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_dash_j_goes_through_two_sshd_named_in_ssh_config() {
     within(LIMIT, "up -J", async {
@@ -180,45 +187,49 @@ async fn up_dash_j_goes_through_two_sshd_named_in_ssh_config() {
         })
         .await;
         let web = targets::http("two hops".into()).await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kh = dir.path().join("known_hosts");
+        let home = Home::new();
         let both = std::fs::read_to_string(outer.known_hosts()).expect("read")
             + &std::fs::read_to_string(inner.known_hosts()).expect("read");
-        std::fs::write(&kh, both).expect("write known_hosts");
+        home.write("home/.ssh/known_hosts", &both);
         // Each sshd only knows its own client key: the hop's key comes from
         // the hop's Host block, the target's from the target's.
-        let config = dir.path().join("config");
-        std::fs::write(
-            &config,
-            format!(
+        home.write(
+            "home/.ssh/config",
+            &format!(
                 "Host outer\n  HostName 127.0.0.1\n  Port {}\n  IdentityFile {}\n\
                  Host target\n  HostName 127.0.0.1\n  Port {}\n  IdentityFile {}\n\
-                 Host *\n  User {}\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n\
-                 \x20 IdentitiesOnly yes\n  ServerAliveInterval 5\n",
+                 Host *\n  User {}\n  IdentitiesOnly yes\n  ServerAliveInterval 5\n",
                 outer.port(),
                 outer.client_key().display(),
                 inner.port(),
                 inner.client_key().display(),
                 inner.user(),
-                kh.display()
             ),
-        )
-        .expect("write config");
+        );
+        // The same command line works for ssh itself (checked with -G).
         let port = free_port();
-        let ready = dir.path().join("ready");
-        let args = vec![
-            s("-F"),
-            p(&config),
-            s("-D"),
-            port.to_string(),
-            s("-J"),
-            s("outer"),
-            s("--ready-file"),
-            p(&ready),
-            s("target"),
-        ];
-        let mut up = Up::spawn(dir, &args);
-        let addr = up.wait_ready().await;
+        let line = |extra: &[String]| -> Vec<String> {
+            let mut v = vec![s("-N"), s("-D"), port.to_string(), s("-J"), s("outer")];
+            v.extend(extra.iter().cloned());
+            v.push(s("target"));
+            v
+        };
+        let ssh_g = home
+            .std_command("ssh", &[&[s("-G")][..], &line(&[])].concat())
+            .output()
+            .expect("ssh -G");
+        assert!(
+            ssh_g.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ssh_g.stderr)
+        );
+        let ready = home.root().join("ready");
+        let mut args = vec![s("up")];
+        args.extend(line(&[s("--ready-file"), p(&ready)]));
+        let cmd = home.std_command(JUMPGATE, &args);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut up = Up::spawn_cmd(dir, cmd);
+        let addr = wait_file(&mut up, &ready).await;
         let url = format!("http://127.0.0.1:{}/", web.port());
         let got = curl(up.dir.path(), "--socks5-hostname", addr, &url).await;
         assert_eq!(
@@ -241,22 +252,35 @@ async fn up_dash_j_goes_through_two_sshd_named_in_ssh_config() {
             "inner sshd saw no login:\n{}",
             inner.log()
         );
-        // And -G shows what ssh would use.
-        let g = Command::new(JUMPGATE)
-            .args(["up", "-G", "-F"])
-            .arg(&config)
-            .args(["-J", "outer", "target"])
-            .output()
-            .expect("run up -G");
-        let text = String::from_utf8_lossy(&g.stdout);
-        assert!(text.contains("\nproxyjump outer\n"), "{text}");
-        assert!(
-            text.contains(&format!("\nport {}\n", inner.port())),
-            "{text}"
-        );
         assert_eq!(up.terminate().await, Some(0), "{}", up.logs.text());
+        assert!(!ready.exists(), "the ready file outlived the process");
     })
     .await;
+}
+
+/// Waits for `ready` to name a SOCKS5 address.
+async fn wait_file(up: &mut Up, ready: &Path) -> SocketAddr {
+    let started = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(ready) {
+            if let Some(a) = text.lines().find_map(|l| l.strip_prefix("socks5 ")) {
+                return a.parse().expect("socks5 address");
+            }
+        }
+        if let Some(status) = up.child.exited() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            panic!(
+                "jumpgate up exited ({status}) before ready:\n{}",
+                up.logs.text()
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no ready file within 20 s:\n{}",
+            up.logs.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
