@@ -195,7 +195,7 @@ impl SessionSettings {
         }
     }
 
-    /// How a target is shown in messages: `user@host:port`, plus the chain.
+    /// How a target is shown in messages: `host:port`, plus the chain.
     pub fn describe(&self, target: usize) -> String {
         let t = self
             .upstream
