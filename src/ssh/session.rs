@@ -985,7 +985,7 @@ async fn authenticate(
             }
             client::AuthResult::Failure {
                 remaining_methods, ..
-            } => methods = format!("{remaining_methods:?}"),
+            } => methods = method_names(&remaining_methods),
         }
     }
     if u.agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
@@ -1005,7 +1005,7 @@ async fn authenticate(
                         Ok(client::AuthResult::Success) => return Ok(()),
                         Ok(client::AuthResult::Failure {
                             remaining_methods, ..
-                        }) => methods = format!("{remaining_methods:?}"),
+                        }) => methods = method_names(&remaining_methods),
                         Err(e) => warn!(error = %e, "agent could not sign"),
                     }
                 }
@@ -1015,6 +1015,13 @@ async fn authenticate(
     }
     if tried.is_empty() {
         tried.push("no keys (set identity_files, or agent = true with SSH_AUTH_SOCK)".into());
+        // Nothing was tried, so the server has not said what it accepts: ask.
+        if let Ok(client::AuthResult::Failure {
+            remaining_methods, ..
+        }) = handle.authenticate_none(user).await
+        {
+            methods = method_names(&remaining_methods);
+        }
     }
     info!(%user, host = %endpoint, "authentication failed");
     Err(ConnectError::Denied {
@@ -1023,6 +1030,15 @@ async fn authenticate(
         tried: tried.join(", "),
         methods,
     })
+}
+
+/// The methods a server accepts, as OpenSSH lists them ("publickey,password").
+fn method_names(methods: &russh::MethodSet) -> String {
+    methods
+        .iter()
+        .map(<&str>::from)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 async fn rsa_hash(
