@@ -29,6 +29,7 @@ mod forward;
 mod netns;
 mod observability;
 mod pool;
+mod proxy_command;
 mod status;
 mod stress;
 mod support;
