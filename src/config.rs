@@ -100,6 +100,9 @@ pub struct Upstream {
     /// ProxyJump chain, outermost first; every hop uses this upstream's keys
     /// and known_hosts.
     pub proxy_jump: Vec<Hop>,
+    /// ssh's ProxyCommand: the SSH connection runs over this command's
+    /// stdin/stdout instead of TCP (`%h %p %r %n %%` expanded per host).
+    pub proxy_command: Option<String>,
     pub user: String,
     /// Empty means: the OpenSSH default identities that exist.
     pub identity_files: Vec<PathBuf>,
@@ -251,6 +254,7 @@ struct RawUpstream {
     port: Option<Spanned<i64>>,
     #[serde(default)]
     proxy_jump: Vec<Spanned<String>>,
+    proxy_command: Option<Spanned<String>>,
     sessions: Option<Spanned<RawSessions>>,
     max_channels_per_session: Option<Spanned<i64>>,
     stall_timeout: Option<Spanned<String>>,
@@ -543,6 +547,19 @@ impl Cx<'_> {
             .iter()
             .map(|h| self.hop(h))
             .collect::<Result<Vec<_>, _>>()?;
+        let proxy_command = match &u.proxy_command {
+            None => None,
+            Some(c) if c.get_ref().trim().is_empty() => {
+                return Err(self.err(c, format!("upstream {name}: proxy_command is empty")))
+            }
+            Some(c) if !proxy_jump.is_empty() => {
+                return Err(self.err(
+                    c,
+                    format!("upstream {name}: set proxy_command or proxy_jump, not both"),
+                ))
+            }
+            Some(c) => Some(c.get_ref().clone()),
+        };
         let user = match &u.user {
             Some(user) => user.clone(),
             None => local_user().ok_or_else(|| {
@@ -701,6 +718,7 @@ impl Cx<'_> {
             name,
             hosts,
             proxy_jump,
+            proxy_command,
             user,
             identity_files,
             passphrase,
@@ -767,10 +785,15 @@ impl Cx<'_> {
         Ok(Upstream {
             name: toml.name,
             hosts: base.hosts,
-            proxy_jump: if u.proxy_jump.is_empty() {
+            proxy_jump: if u.proxy_jump.is_empty() && u.proxy_command.is_none() {
                 base.proxy_jump
             } else {
                 toml.proxy_jump
+            },
+            proxy_command: if u.proxy_jump.is_empty() && u.proxy_command.is_none() {
+                base.proxy_command
+            } else {
+                toml.proxy_command
             },
             user: base.user,
             identity_files: if u.identity_files.is_empty() {

@@ -43,7 +43,7 @@ pub struct UpstreamStatus {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HostStatus {
-    /// `user@host:port`, with ` via hop,...` for a ProxyJump chain.
+    /// `host:port`, with ` (via hop -> ...)` for a ProxyJump chain.
     pub address: String,
     /// Live sessions to this host.
     pub sessions: usize,

@@ -115,6 +115,16 @@ async fn readyz_names_an_upstream_without_a_session() {
             "jumpgate_session_connects_total{result=\"failed\",upstream=\"jump\"}",
         );
         assert!(failed.is_some_and(|n| n >= 1.0), "{metrics}");
+        // Every session series exists at 0 before any session, so that
+        // JumpgateUpstreamDown sees an upstream that never came up.
+        for state in ["ready", "connecting", "draining"] {
+            let series = format!("jumpgate_sessions{{state=\"{state}\",upstream=\"jump\"}}");
+            let v = sample(&metrics, &series);
+            assert!(v.is_some(), "{series} missing:\n{metrics}");
+            if state != "connecting" {
+                assert_eq!(v, Some(0.0), "{series}:\n{metrics}");
+            }
+        }
     })
     .await;
 }

@@ -54,6 +54,12 @@ async fn certificate_next_to_the_identity_file_logs_in() {
             "{}",
             output(&exit)
         );
+        // The server's methods as OpenSSH lists them, not a Rust debug dump.
+        assert!(
+            exit.stdout.contains("the server accepts publickey"),
+            "{}",
+            output(&exit)
+        );
 
         ca.sign(&key, "jg-auto", sshd.user(), None);
         let echo = targets::echo().await;

@@ -31,6 +31,7 @@ mod forward;
 mod netns;
 mod observability;
 mod pool;
+mod proxy_command;
 mod ssh_config;
 mod status;
 mod stress;

@@ -442,18 +442,6 @@ async fn what_up_cannot_do_fails_with_78() {
     let cases: &[(&[&str], &str)] = &[
         (&["-F", "none", "h"], "nothing to serve: give -D"),
         (
-            &[
-                "-F",
-                "none",
-                "-D",
-                "1080",
-                "-o",
-                "ProxyCommand=nc %h %p",
-                "h",
-            ],
-            "ProxyCommand",
-        ),
-        (
             &["-F", "none", "-D", "myhost:1080", "h"],
             "must be an IP address",
         ),
@@ -598,6 +586,55 @@ async fn up_dash_l_and_dash_r_and_algorithm_options_work() {
         let (code, err) = up_exit(dir.path(), &args).await;
         assert_ne!(code, Some(0), "{err}");
         assert!(err.contains("no matching cipher"), "{err}");
+    })
+    .await;
+}
+
+/// ProxyCommand from ssh_config (here: OpenSSH's own `ssh -W %h:%p` through
+/// the same sshd, tokens and all) carries the session, as with ssh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_proxy_command_from_ssh_config() {
+    within(LIMIT, "up ProxyCommand", async {
+        let sshd = Sshd::start().await;
+        let web = targets::http("over ProxyCommand".into()).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config");
+        let mut w = sshd.ssh_args(sshd.client_key(), sshd.known_hosts());
+        w.pop(); // the destination: given as %r@%h below
+        std::fs::write(
+            &config,
+            format!(
+                "Host via-command\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile {}\n\
+                 \x20 UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n\
+                 \x20 ProxyCommand ssh {} -W %h:%p %r@%h\n",
+                sshd.host(),
+                sshd.port(),
+                sshd.user(),
+                sshd.client_key().display(),
+                sshd.known_hosts().display(),
+                w.join(" ")
+            ),
+        )
+        .expect("write config");
+        let ready = dir.path().join("ready");
+        let args = vec![
+            s("-F"),
+            p(&config),
+            s("-D"),
+            free_port().to_string(),
+            s("--ready-file"),
+            p(&ready),
+            s("via-command"),
+        ];
+        let mut up = Up::spawn(dir, &args);
+        let addr = up.wait_ready().await;
+        let url = format!("http://127.0.0.1:{}/", web.port());
+        let got = curl(up.dir.path(), "--socks5-hostname", addr, &url).await;
+        assert_eq!(got.code, 0, "curl: {}\n{}", got.stderr, up.logs.text());
+        assert_eq!(got.body, "over ProxyCommand");
+        // ssh -W logs in, and jumpgate logs in again inside its stream.
+        assert!(sshd.logins() >= 2, "sshd log:\n{}", sshd.log());
+        assert_eq!(up.terminate().await, Some(0), "{}", up.logs.text());
     })
     .await;
 }

@@ -91,6 +91,7 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
             port: jump.addr().port(),
         }],
         proxy_jump: vec![],
+        proxy_command: None,
         user: "demo".into(),
         identity_files: vec![key_path.clone()],
         passphrase: None,

@@ -20,9 +20,6 @@ use crate::relay::{self, End};
 use crate::ssh::pool::Pool;
 use crate::ssh::session::{FailureReason, OpenError};
 
-/// Numbers client connections for their log span (`conn`).
-static NEXT_CONNECTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
 /// What a forward listener needs; shared by its client tasks.
 pub struct ForwardListener {
     pub name: String,
@@ -53,35 +50,16 @@ impl ForwardListener {
         drain: CancellationToken,
         force: CancellationToken,
     ) {
-        let mut backoff = Duration::from_millis(5);
-        loop {
-            let accepted = tokio::select! {
-                _ = drain.cancelled() => break,
-                r = listener.accept() => r,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(c) => {
-                    backoff = Duration::from_millis(5);
-                    c
-                }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!(listener = %self.name, error = %e, "accept failed");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let conn = NEXT_CONNECTION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = self.name.clone();
+        super::accept_loop(&name, listener, drain, |tcp, peer, conn| {
             let span = info_span!("forward", listener = %self.name, conn, %peer);
             tracker.spawn(
                 self.clone()
                     .serve_client(tcp, peer, force.clone())
                     .instrument(span),
             );
-        }
-        debug!(listener = %self.name, "stopped accepting");
+        })
+        .await;
     }
 
     async fn serve_client(

@@ -6,13 +6,54 @@ pub mod forward;
 pub mod remote_forward;
 pub mod socks5;
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::ssh::pool::Pool;
+
+/// Numbers client connections (all listeners) for their log span (`conn`).
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Accepts on `listener` until `drain`, handing each client (with Nagle off
+/// and a connection id) to `spawn`. Accept errors such as EMFILE back off
+/// instead of spinning.
+pub(crate) async fn accept_loop(
+    name: &str,
+    listener: TcpListener,
+    drain: CancellationToken,
+    mut spawn: impl FnMut(TcpStream, SocketAddr, u64),
+) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            _ = drain.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                backoff = Duration::from_millis(5);
+                let _ = tcp.set_nodelay(true);
+                spawn(
+                    tcp,
+                    peer,
+                    NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(listener = %name, error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+    tracing::debug!(listener = %name, "stopped accepting");
+}
 
 /// A configured listener of any kind.
 #[derive(Clone)]

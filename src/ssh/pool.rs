@@ -496,6 +496,18 @@ impl Pool {
     }
 
     /// Removes a dead or retired session and tells waiters.
+    /// Logs a session that died under us, with russh's reason, and keeps it
+    /// in the recent errors for `/status`.
+    fn record_loss(&self, session: &JumpSession, what: &str) {
+        let reason = session.end_reason();
+        warn!(channels = session.channels(), %reason, "{what}");
+        self.errors.push(format!(
+            "session {} to {} lost: {reason}",
+            session.id,
+            self.settings.describe(session.target)
+        ));
+    }
+
     /// Disconnects politely, counted as `draining` (not `ready`) meanwhile.
     /// Returns false: the session no longer counts as ready (for `forget`).
     async fn drain(&self, s: &Arc<JumpSession>, why: &str) -> bool {
@@ -549,13 +561,7 @@ impl Pool {
                         info!(host = %self.settings.describe(target), "session ready");
                         tokio::select! {
                             _ = session.closed() => {
-                                let reason = session.end_reason();
-                                warn!(channels = session.channels(), %reason, "session lost, reconnecting");
-                                self.errors.push(format!(
-                                    "session {} to {} lost: {reason}",
-                                    session.id,
-                                    self.settings.describe(target)
-                                ));
+                                self.record_loss(&session, "session lost, reconnecting");
                                 true
                             }
                             _ = self.stop.cancelled() => {
@@ -605,13 +611,7 @@ impl Pool {
                 loop {
                     tokio::select! {
                         _ = session.closed() => {
-                            let reason = session.end_reason();
-                            warn!(channels = session.channels(), %reason, "extra session lost");
-                            me.errors.push(format!(
-                                "session {} to {} lost: {reason}",
-                                session.id,
-                                me.settings.describe(target)
-                            ));
+                            me.record_loss(&session, "extra session lost");
                             break true;
                         }
                         _ = me.stop.cancelled() => {

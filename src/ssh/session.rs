@@ -18,10 +18,15 @@ use tracing::{debug, info, warn};
 
 use super::identity::Identity;
 use super::known_hosts::{self, HostKeyError, Verdict};
+use super::proxy_command;
 use crate::config::{Endpoint, Upstream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    #[error("ProxyCommand {command:?} {status} before the SSH login finished")]
+    ProxyCommand { command: String, status: String },
+    #[error(transparent)]
+    ProxyCommandStart(#[from] proxy_command::ProxyCommandError),
     #[error("cannot connect to {addr}: {source}")]
     Tcp {
         addr: String,
@@ -195,7 +200,7 @@ impl SessionSettings {
         }
     }
 
-    /// How a target is shown in messages: `user@host:port`, plus the chain.
+    /// How a target is shown in messages: `host:port`, plus the chain.
     pub fn describe(&self, target: usize) -> String {
         let t = self
             .upstream
@@ -203,7 +208,9 @@ impl SessionSettings {
             .get(target)
             .map(|e| e.to_string())
             .unwrap_or_default();
-        if self.upstream.proxy_jump.is_empty() {
+        if self.upstream.proxy_command.is_some() {
+            format!("{t} (via ProxyCommand)")
+        } else if self.upstream.proxy_jump.is_empty() {
             t
         } else {
             let chain: Vec<String> = self
@@ -290,6 +297,8 @@ pub struct JumpSession {
     handle: Handle<JumpHandler>,
     /// ProxyJump hops we tunnel through; kept alive, never used directly.
     _outer: Vec<Handle<JumpHandler>>,
+    /// The ProxyCommand carrying the connection, killed with the session.
+    _proxy: Option<tokio::process::Child>,
     /// Cancelled when the session task ends (disconnect, error, keepalive).
     dead: CancellationToken,
     /// Open-failure texts, which russh gives only to the handler.
@@ -569,14 +578,39 @@ impl JumpSession {
         // russh reads each packet with two small reads straight from the
         // socket; a read buffer turns ~4 receive calls per 32 KiB packet into
         // ~1 (measured: 128k -> 33k recvfrom per 2 GiB, 7-19% less CPU).
-        let tcp = tokio::io::BufReader::with_capacity(
-            SOCKET_READ_BUFFER,
-            super::quickack::QuickAck(tcp_connect(first).await?),
-        );
         let me: Arc<OnceLock<Weak<JumpSession>>> = Arc::default();
         // Only the last hop (the upstream itself) gets remote-forward channels.
         let slot_if = |last: bool| last.then(|| me.clone());
-        let mut hop = handshake(settings, tcp, first, user0, slot_if(rest.is_empty())).await?;
+        let mut proxy = None;
+        let mut hop = match &settings.upstream.proxy_command {
+            None => {
+                let tcp = tokio::io::BufReader::with_capacity(
+                    SOCKET_READ_BUFFER,
+                    super::quickack::QuickAck(tcp_connect(first).await?),
+                );
+                handshake(settings, tcp, first, user0, slot_if(rest.is_empty())).await?
+            }
+            Some(template) => {
+                let command = proxy_command::expand(template, first, user0)?;
+                let (mut child, stream) = proxy_command::spawn(&command)?;
+                let stream = tokio::io::BufReader::with_capacity(SOCKET_READ_BUFFER, stream);
+                match handshake(settings, stream, first, user0, slot_if(rest.is_empty())).await {
+                    Ok(h) => {
+                        proxy = Some(child);
+                        h
+                    }
+                    // A command that died explains the failure better
+                    // than the handshake's "connection closed".
+                    Err(e) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        return Err(match proxy_command::exit_status(&mut child) {
+                            Some(status) => ConnectError::ProxyCommand { command, status },
+                            None => e,
+                        });
+                    }
+                }
+            }
+        };
         // Outer hops stay alive as long as the session: the inner SSH
         // connection runs inside their channels.
         let mut outer = Vec::new();
@@ -605,6 +639,7 @@ impl JumpSession {
             target,
             handle: hop.handle,
             _outer: outer.into_iter().map(|h| h.handle).collect(),
+            _proxy: proxy,
             dead: hop.dead,
             failures: hop.failures,
             channels: AtomicUsize::new(0),
@@ -985,7 +1020,7 @@ async fn authenticate(
             }
             client::AuthResult::Failure {
                 remaining_methods, ..
-            } => methods = format!("{remaining_methods:?}"),
+            } => methods = method_names(&remaining_methods),
         }
     }
     if u.agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
@@ -1005,7 +1040,7 @@ async fn authenticate(
                         Ok(client::AuthResult::Success) => return Ok(()),
                         Ok(client::AuthResult::Failure {
                             remaining_methods, ..
-                        }) => methods = format!("{remaining_methods:?}"),
+                        }) => methods = method_names(&remaining_methods),
                         Err(e) => warn!(error = %e, "agent could not sign"),
                     }
                 }
@@ -1015,6 +1050,13 @@ async fn authenticate(
     }
     if tried.is_empty() {
         tried.push("no keys (set identity_files, or agent = true with SSH_AUTH_SOCK)".into());
+        // Nothing was tried, so the server has not said what it accepts: ask.
+        if let Ok(client::AuthResult::Failure {
+            remaining_methods, ..
+        }) = handle.authenticate_none(user).await
+        {
+            methods = method_names(&remaining_methods);
+        }
     }
     info!(%user, host = %endpoint, "authentication failed");
     Err(ConnectError::Denied {
@@ -1023,6 +1065,15 @@ async fn authenticate(
         tried: tried.join(", "),
         methods,
     })
+}
+
+/// The methods a server accepts, as OpenSSH lists them ("publickey,password").
+fn method_names(methods: &russh::MethodSet) -> String {
+    methods
+        .iter()
+        .map(<&str>::from)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 async fn rsa_hash(

@@ -89,6 +89,9 @@ pub struct Resolved {
     pub identities_only: bool,
     pub identity_agent: Option<String>,
     pub proxy_command: Option<String>,
+    /// ProxyCommand with ssh's tokens expanded and every `%` doubled, so
+    /// that the transport's own `%h %p %r %n` expansion leaves it as is.
+    pub proxy_command_expanded: Option<String>,
     pub jump: Option<Jump>,
     pub dynamic_forwards: Vec<Forward>,
     pub local_forwards: Vec<Forward>,
@@ -266,6 +269,14 @@ fn finish(
     };
     let alg =
         |kind: AlgKind, spec: &Option<String>| algs::assemble(kind, spec.as_deref()).map_err(fatal);
+    let proxy_command_expanded = match o.proxy_command.as_deref() {
+        Some(c) if c != "none" => Some(
+            tokens::percent(c, &tokens)
+                .map_err(|e| fatal(format!("ProxyCommand: {e}")))?
+                .replace('%', "%%"),
+        ),
+        _ => None,
+    };
     let (dynamic_forwards, local_forwards): (Vec<Forward>, Vec<Forward>) = o
         .local_forwards
         .iter()
@@ -282,6 +293,7 @@ fn finish(
         certificate_paths,
         identities_only: o.identities_only.unwrap_or(false),
         identity_agent,
+        proxy_command_expanded,
         proxy_command: o.proxy_command.clone().filter(|c| c != "none"),
         jump: o.jump.clone().filter(|j| *j != Jump::Disabled),
         dynamic_forwards,

@@ -187,6 +187,7 @@ pub fn upstream_from(
             port: r.port,
         }],
         proxy_jump,
+        proxy_command: r.proxy_command_expanded.clone(),
         user: r.user.clone(),
         identity_files,
         passphrase: None,

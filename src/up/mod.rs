@@ -48,11 +48,6 @@ pub fn resolve(up: &UpArgs, local: &Local) -> Result<Resolved, ssh_config::SshCo
 /// The jumpgate configuration `up` runs: one upstream (the destination,
 /// through its ProxyJump chain), one SOCKS5 listener per -D/DynamicForward.
 pub fn to_config(r: &Resolved, up: &UpArgs, local: &Local) -> Result<Config, UpError> {
-    if let Some(c) = &r.proxy_command {
-        return Err(UpError::Unsupported(format!(
-            "ProxyCommand {c:?} is not supported by jumpgate: use ProxyJump (-J) instead"
-        )));
-    }
     if r.dynamic_forwards.is_empty() && r.local_forwards.is_empty() && r.remote_forwards.is_empty()
     {
         return Err(UpError::Unsupported(format!(
