@@ -162,3 +162,20 @@ fn forwards_and_jump_are_kept() {
     assert!(out.contains("\nproxyjump u@j1:2222,j2\n"), "{out}");
     assert!(out.contains("\nremoteforward 9000 [socks]:0\n"), "{out}");
 }
+
+#[test]
+fn proxy_command_tokens_are_expanded_and_escaped() {
+    let text = "Host h\n  HostName real\n  User u\n  ProxyCommand nc -X 5 %h %p %n %r %% %d\n";
+    let r = resolve_text(text, "h", Options::default()).expect("ok");
+    assert_eq!(
+        r.proxy_command.as_deref(),
+        Some("nc -X 5 %h %p %n %r %% %d")
+    );
+    // `%` doubled: the transport's own expansion turns `%%` back into `%`.
+    assert_eq!(
+        r.proxy_command_expanded.as_deref(),
+        Some("nc -X 5 real 22 h u %% /home/me")
+    );
+    let e = resolve_text("ProxyCommand x %z\n", "h", Options::default()).expect_err("token");
+    assert!(e.to_string().contains("unknown token %z"), "{e}");
+}

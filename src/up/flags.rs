@@ -65,6 +65,9 @@ pub fn parse(args: &[String], local: &Local) -> Result<UpArgs, UsageError> {
                     "unexpected argument {a:?}: jumpgate up runs no remote command (it is ssh -N)"
                 )));
             }
+            // As ssh: the destination's user and port count from where it
+            // stands among the flags (first value wins).
+            set_destination(a, &mut up)?;
             destination = Some(a.clone());
             continue;
         }
@@ -139,8 +142,9 @@ pub fn parse(args: &[String], local: &Local) -> Result<UpArgs, UsageError> {
     if up.help {
         return Ok(up);
     }
-    let dest = destination.ok_or_else(|| UsageError("no destination given".into()))?;
-    set_destination(&dest, &mut up)?;
+    if destination.is_none() {
+        return Err(UsageError("no destination given".into()));
+    }
     Ok(up)
 }
 
@@ -343,6 +347,11 @@ mod tests {
         assert_eq!(u.cmdline.local_forwards.len(), 2);
         let u = p(&["-o", "Port=3", "-p", "1", "h"]).unwrap();
         assert_eq!(u.cmdline.port, Some(3));
+        let u = p(&["al@h", "-l", "bob", "-p", "3"]).unwrap();
+        assert_eq!(
+            (u.cmdline.user.as_deref(), u.cmdline.port),
+            (Some("al"), Some(3))
+        );
         let u = p(&["ssh://al@h:2200"]).unwrap();
         assert_eq!(
             (u.cmdline.user.as_deref(), u.cmdline.port),
