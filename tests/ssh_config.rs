@@ -13,36 +13,8 @@ use std::time::Duration;
 use crate::support::gate::JUMPGATE;
 use crate::support::process::run_for;
 
-/// The keywords `jumpgate up -G` prints (src/ssh_config/print.rs).
-const SUPPORTED: &[&str] = &[
-    "host",
-    "user",
-    "hostname",
-    "port",
-    "addressfamily",
-    "batchmode",
-    "compression",
-    "exitonforwardfailure",
-    "gatewayports",
-    "identitiesonly",
-    "stricthostkeychecking",
-    "serveralivecountmax",
-    "serveraliveinterval",
-    "ciphers",
-    "hostkeyalgorithms",
-    "identityagent",
-    "kexalgorithms",
-    "macs",
-    "dynamicforward",
-    "localforward",
-    "remoteforward",
-    "identityfile",
-    "certificatefile",
-    "userknownhostsfile",
-    "connecttimeout",
-    "proxycommand",
-    "proxyjump",
-];
+/// The keywords `jumpgate up -G` prints: all of them are compared.
+const SUPPORTED: &[&str] = jumpgate::ssh_config::print::KEYWORDS;
 
 /// A temporary home with a config tree, and the passwd file that makes it
 /// our home inside the namespace.
