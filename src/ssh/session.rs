@@ -1042,8 +1042,13 @@ async fn authenticate(
             } => methods = method_names(&remaining_methods),
         }
     }
-    if u.agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        match russh::keys::agent::client::AgentClient::connect_env().await {
+    // agent_socket (ssh's IdentityAgent PATH) wins over $SSH_AUTH_SOCK.
+    let socket = match &u.agent_socket {
+        Some(p) => Some(p.clone()),
+        None => std::env::var_os("SSH_AUTH_SOCK").map(std::path::PathBuf::from),
+    };
+    if let Some(socket) = socket.filter(|_| u.agent) {
+        match russh::keys::agent::client::AgentClient::connect_uds(&socket).await {
             Ok(mut agent) => {
                 let ids = agent.request_identities().await.unwrap_or_default();
                 for ident in ids {
@@ -1064,11 +1069,11 @@ async fn authenticate(
                     }
                 }
             }
-            Err(e) => warn!(error = %e, "SSH_AUTH_SOCK is set but the agent is unreachable"),
+            Err(e) => warn!(error = %e, socket = %socket.display(), "the agent is unreachable"),
         }
     }
     if tried.is_empty() {
-        tried.push("no keys (set identity_files, or agent = true with SSH_AUTH_SOCK)".into());
+        tried.push("no keys (set identity_files, or agent = true with SSH_AUTH_SOCK or agent_socket)".into());
         // Nothing was tried, so the server has not said what it accepts: ask.
         if let Ok(client::AuthResult::Failure {
             remaining_methods, ..
