@@ -1073,7 +1073,10 @@ async fn authenticate(
         }
     }
     if tried.is_empty() {
-        tried.push("no keys (set identity_files, or agent = true with SSH_AUTH_SOCK or agent_socket)".into());
+        tried.push(
+            "no keys (set identity_files, or agent = true with SSH_AUTH_SOCK or agent_socket)"
+                .into(),
+        );
         // Nothing was tried, so the server has not said what it accepts: ask.
         if let Ok(client::AuthResult::Failure {
             remaining_methods, ..
