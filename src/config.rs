@@ -108,7 +108,14 @@ pub struct Upstream {
     pub identity_files: Vec<PathBuf>,
     pub passphrase: Option<PassphraseSource>,
     pub agent: bool,
+    /// The agent's socket when it is not `$SSH_AUTH_SOCK` (ssh's
+    /// IdentityAgent PATH).
+    pub agent_socket: Option<PathBuf>,
     pub known_hosts: PathBuf,
+    /// Read-only known_hosts files besides `known_hosts` (ssh's further
+    /// UserKnownHostsFile entries and GlobalKnownHostsFile); accept-new
+    /// never writes them.
+    pub extra_known_hosts: Vec<PathBuf>,
     pub host_key_check: HostKeyCheck,
     pub keepalive: Keepalive,
     pub reconnect: Backoff,
@@ -264,7 +271,9 @@ struct RawUpstream {
     passphrase_env: Option<String>,
     passphrase_file: Option<Spanned<String>>,
     agent: Option<bool>,
+    agent_socket: Option<Spanned<String>>,
     known_hosts: Option<Spanned<String>>,
+    global_known_hosts: Option<Vec<Spanned<String>>>,
     host_key_check: Option<Spanned<String>>,
     keepalive: Option<Spanned<RawKeepalive>>,
     reconnect: Option<Spanned<RawBackoff>>,
@@ -346,6 +355,9 @@ pub const DEFAULT_BACKOFF: Backoff = Backoff {
     initial: Duration::from_millis(250),
     max: Duration::from_secs(30),
 };
+/// OpenSSH's GlobalKnownHostsFile default; missing files are fine.
+pub const DEFAULT_GLOBAL_KNOWN_HOSTS: [&str; 2] =
+    ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Config {
@@ -723,7 +735,15 @@ impl Cx<'_> {
             identity_files,
             passphrase,
             agent: u.agent.unwrap_or(true),
+            agent_socket: u.agent_socket.as_ref().map(|p| expand_tilde(p.get_ref())),
             known_hosts,
+            extra_known_hosts: match &u.global_known_hosts {
+                Some(files) => files.iter().map(|p| expand_tilde(p.get_ref())).collect(),
+                None => DEFAULT_GLOBAL_KNOWN_HOSTS
+                    .iter()
+                    .map(PathBuf::from)
+                    .collect(),
+            },
             host_key_check,
             keepalive,
             reconnect,
@@ -802,10 +822,20 @@ impl Cx<'_> {
                 toml.identity_files
             },
             agent: u.agent.unwrap_or(base.agent),
+            agent_socket: if u.agent_socket.is_some() {
+                toml.agent_socket
+            } else {
+                base.agent_socket
+            },
             known_hosts: if u.known_hosts.is_some() {
                 toml.known_hosts
             } else {
                 base.known_hosts
+            },
+            extra_known_hosts: if u.global_known_hosts.is_some() {
+                toml.extra_known_hosts
+            } else {
+                base.extra_known_hosts
             },
             host_key_check: if u.host_key_check.is_some() {
                 toml.host_key_check

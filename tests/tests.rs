@@ -9,6 +9,7 @@
 //!   concurrency, key types, known_hosts modes, `jumpgate demo`.
 //! - `errors`: SOCKS reply codes, host key and key file errors, config errors and exit
 //!   codes, handshake timeouts, garbage on the SOCKS port.
+//! - `known_hosts`: host keys from read-only global known_hosts files; `agent_socket`.
 //! - `netns`: a private network behind the jump host, names resolved only there.
 //! - `ssh_config`: `jumpgate up -G` against `ssh -G` over a corpus of configs, and
 //!   `jumpgate up` end to end (-D, -J through two sshd, --ready-file, errors).
@@ -28,6 +29,7 @@ mod certificates;
 mod errors;
 mod faults;
 mod forward;
+mod known_hosts;
 mod netns;
 mod observability;
 mod pool;

@@ -638,3 +638,45 @@ async fn up_with_proxy_command_from_ssh_config() {
     })
     .await;
 }
+
+/// `-o GlobalKnownHostsFile=FILE -o UserKnownHostsFile=/dev/null`: the host
+/// key is only in FILE, as with ssh; and `-o IdentityAgent=SOCKET`: the key
+/// only in an agent that SSH_AUTH_SOCK (removed) does not name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_reads_global_known_hosts_and_identity_agent() {
+    within(LIMIT, "up global known_hosts", async {
+        let sshd = Sshd::start().await;
+        let key = sshd.new_client_key(crate::support::KeyKind::Ed25519, None);
+        let agent = crate::known_hosts::Agent::start(&key).await;
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ready = dir.path().join("ready");
+        let args = vec![
+            s("-F"),
+            s("none"),
+            s("-N"),
+            format!("-D127.0.0.1:{port}"),
+            s("-p"),
+            sshd.port().to_string(),
+            s("-o"),
+            format!("GlobalKnownHostsFile={}", sshd.known_hosts().display()),
+            s("-o"),
+            s("UserKnownHostsFile=/dev/null"),
+            s("-oStrictHostKeyChecking=yes"),
+            s("-o"),
+            format!("IdentityAgent={}", agent.socket.display()),
+            s("--ready-file"),
+            p(&ready),
+            format!("{}@{}", sshd.user(), sshd.host()),
+        ];
+        let mut up = Up::spawn(dir, &args);
+        let addr = up.wait_ready().await;
+        let web = targets::http("known globally".into()).await;
+        let url = format!("http://127.0.0.1:{}/", web.port());
+        let got = curl(up.dir.path(), "--socks5-hostname", addr, &url).await;
+        assert_eq!(got.code, 0, "curl: {}\n{}", got.stderr, up.logs.text());
+        assert_eq!(got.body, "known globally");
+        assert_eq!(up.terminate().await, Some(0), "{}", up.logs.text());
+    })
+    .await;
+}

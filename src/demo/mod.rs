@@ -96,7 +96,10 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
         identity_files: vec![key_path.clone()],
         passphrase: None,
         agent: false,
+        agent_socket: None,
         known_hosts,
+        // The demo's host key is in its own file only.
+        extra_known_hosts: Vec::new(),
         host_key_check: HostKeyCheck::Strict,
         keepalive: DEFAULT_KEEPALIVE,
         reconnect: DEFAULT_BACKOFF,

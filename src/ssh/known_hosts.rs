@@ -1,4 +1,6 @@
-//! Host key verification against an OpenSSH known_hosts file.
+//! Host key verification against OpenSSH known_hosts files: the primary
+//! file (read, and written by accept-new) and read-only extra files (ssh's
+//! further UserKnownHostsFile entries and GlobalKnownHostsFile).
 //!
 //! russh's helpers stop at the first line they cannot parse and know no
 //! wildcards, negation or markers, so we read the file ourselves: host
@@ -89,10 +91,34 @@ pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
+/// The known_hosts files of an upstream, as OpenSSH reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct Files<'a> {
+    /// Read, and the only file accept-new appends to.
+    pub primary: &'a Path,
+    /// Read only; a missing or unreadable one counts as empty (as in ssh).
+    pub extra: &'a [PathBuf],
+}
+
+impl<'a> Files<'a> {
+    /// Every file's text, the primary first; only the primary's read errors
+    /// (other than not found) are errors.
+    fn load(self) -> Result<Vec<(&'a Path, String)>, HostKeyError> {
+        let mut texts = vec![(self.primary, read(self.primary)?)];
+        for f in self.extra {
+            match read(f) {
+                Ok(t) => texts.push((f.as_path(), t)),
+                Err(e) => tracing::debug!(error = %e, "known_hosts file skipped"),
+            }
+        }
+        Ok(texts)
+    }
+}
+
 /// Verifies `key` for `host:port` with the given policy.
 pub fn verify(
     policy: HostKeyCheck,
-    file: &Path,
+    files: Files<'_>,
     host: &str,
     port: u16,
     key: &PublicKey,
@@ -100,35 +126,67 @@ pub fn verify(
     if policy == HostKeyCheck::Off {
         return Ok(Verdict::Unchecked);
     }
-    let text = read(file)?;
+    let texts = files.load()?;
     let name = host_entry_name(host, port);
-    match lookup(&text, &name, key) {
-        Lookup::Match => Ok(Verdict::Known),
-        Lookup::Revoked(line) => Err(HostKeyError::Revoked {
+    match lookup_all(&texts, &name, key) {
+        Found::Match => Ok(Verdict::Known),
+        Found::Revoked(file, line) => Err(HostKeyError::Revoked {
             host: name,
             fingerprint: fingerprint(key),
             file: file.to_owned(),
             line,
         }),
-        Lookup::Mismatch(line) => Err(HostKeyError::Changed {
+        Found::Mismatch(file, line) => Err(HostKeyError::Changed {
             host: name,
             algo: key.algorithm().to_string(),
             fingerprint: fingerprint(key),
             file: file.to_owned(),
             line,
         }),
-        Lookup::Unknown if policy == HostKeyCheck::AcceptNew => {
-            append(file, &name, key)?;
+        Found::Unknown if policy == HostKeyCheck::AcceptNew => {
+            append(files.primary, &name, key)?;
             Ok(Verdict::Learned)
         }
-        Lookup::Unknown => Err(HostKeyError::Unknown {
+        Found::Unknown => Err(HostKeyError::Unknown {
             host: name,
             plain: host.to_owned(),
             port,
             algo: key.algorithm().to_string(),
             fingerprint: fingerprint(key),
-            file: file.to_owned(),
+            file: files.primary.to_owned(),
         }),
+    }
+}
+
+/// What all files together say about a key, with the file and line that
+/// decided it.
+#[derive(Debug, PartialEq, Eq)]
+enum Found<'a> {
+    Match,
+    Mismatch(&'a Path, usize),
+    Revoked(&'a Path, usize),
+    Unknown,
+}
+
+/// OpenSSH's precedence over all files: `@revoked` anywhere refuses; else
+/// the key recorded anywhere is known; else a different key recorded
+/// anywhere (the first one, primary file first) means it changed.
+fn lookup_all<'a>(texts: &[(&'a Path, String)], name: &str, key: &PublicKey) -> Found<'a> {
+    let found: Vec<(&Path, Lookup)> = texts
+        .iter()
+        .map(|(f, t)| (*f, lookup(t, name, key)))
+        .collect();
+    if let Some((f, Lookup::Revoked(l))) =
+        found.iter().find(|(_, r)| matches!(r, Lookup::Revoked(_)))
+    {
+        return Found::Revoked(f, *l);
+    }
+    if found.iter().any(|(_, r)| *r == Lookup::Match) {
+        return Found::Match;
+    }
+    match found.iter().find(|(_, r)| matches!(r, Lookup::Mismatch(_))) {
+        Some((f, Lookup::Mismatch(l))) => Found::Mismatch(f, *l),
+        _ => Found::Unknown,
     }
 }
 
@@ -151,7 +209,7 @@ fn read(file: &Path) -> Result<String, HostKeyError> {
 /// (OpenSSH, too, falls back to the plain key).
 pub fn verify_certificate(
     policy: HostKeyCheck,
-    file: &Path,
+    files: Files<'_>,
     host: &str,
     port: u16,
     cert: &Certificate,
@@ -160,25 +218,41 @@ pub fn verify_certificate(
     if policy == HostKeyCheck::Off {
         return Ok(Some(Verdict::Unchecked));
     }
-    let text = read(file)?;
+    let texts = files.load()?;
     let name = host_entry_name(host, port);
-    let cas = cert_authorities(&text, &name);
-    if cas.is_empty() {
-        return Ok(None);
+    let mut cas = Vec::new();
+    // The file named in errors: the first that trusts a CA for this host.
+    let mut ca_file = None;
+    for (f, t) in &texts {
+        let found = cert_authorities(t, &name);
+        if !found.is_empty() && ca_file.is_none() {
+            ca_file = Some(*f);
+        }
+        cas.extend(found);
     }
+    let Some(ca_file) = ca_file else {
+        return Ok(None);
+    };
     let refuse = |reason: String| HostKeyError::Certificate {
         host: name.clone(),
         reason,
-        file: file.to_owned(),
+        file: ca_file.to_owned(),
     };
     let ca = PublicKey::new(cert.signature_key().clone(), "");
     let inner = PublicKey::new(cert.public_key().clone(), "");
     for (what, k) in [("its CA key", &ca), ("its key", &inner)] {
-        if let Lookup::Revoked(line) = lookup(&text, &name, k) {
-            return Err(refuse(format!(
-                "{what} {} is marked @revoked at line {line}",
-                fingerprint(k)
-            )));
+        for (f, t) in &texts {
+            if let Lookup::Revoked(line) = lookup(t, &name, k) {
+                let at = if *f == ca_file {
+                    format!("line {line}")
+                } else {
+                    format!("{}:{line}", f.display())
+                };
+                return Err(refuse(format!(
+                    "{what} {} is marked @revoked at {at}",
+                    fingerprint(k)
+                )));
+            }
         }
     }
     if !cert.cert_type().is_host() {
@@ -219,11 +293,14 @@ pub fn verify_certificate(
     Ok(Some(Verdict::Known))
 }
 
-/// Whether `file` trusts a host CA for any of `hosts` (`host_entry_name`
-/// forms); only then do we ask servers for host certificates.
-pub fn has_cert_authority(file: &Path, hosts: &[String]) -> bool {
-    let text = read(file).unwrap_or_default();
-    hosts.iter().any(|h| !cert_authorities(&text, h).is_empty())
+/// Whether any of `files` trusts a host CA for any of `hosts`
+/// (`host_entry_name` forms); only then do we ask servers for host
+/// certificates.
+pub fn has_cert_authority(files: Files<'_>, hosts: &[String]) -> bool {
+    let texts = files.load().unwrap_or_default();
+    texts
+        .iter()
+        .any(|(_, t)| hosts.iter().any(|h| !cert_authorities(t, h).is_empty()))
 }
 
 /// The CA keys of `@cert-authority` lines whose patterns match `name`.
@@ -404,6 +481,13 @@ mod tests {
     use super::*;
     use russh::keys::{Algorithm, PrivateKey};
 
+    fn only(file: &Path) -> Files<'_> {
+        Files {
+            primary: file,
+            extra: &[],
+        }
+    }
+
     fn key() -> PublicKey {
         PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519)
             .expect("keygen")
@@ -469,22 +553,23 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("sub/known_hosts");
         let k = key();
-        let e = verify(HostKeyCheck::Strict, &file, "h", 2200, &k).expect_err("unknown");
+        let e = verify(HostKeyCheck::Strict, only(&file), "h", 2200, &k).expect_err("unknown");
         let msg = e.to_string();
         assert!(msg.contains("SHA256:") && msg.contains("[h]:2200"), "{msg}");
         assert_eq!(
-            verify(HostKeyCheck::AcceptNew, &file, "h", 2200, &k).expect("learn"),
+            verify(HostKeyCheck::AcceptNew, only(&file), "h", 2200, &k).expect("learn"),
             Verdict::Learned
         );
         assert_eq!(
-            verify(HostKeyCheck::Strict, &file, "h", 2200, &k).expect("known"),
+            verify(HostKeyCheck::Strict, only(&file), "h", 2200, &k).expect("known"),
             Verdict::Known
         );
-        let e = verify(HostKeyCheck::AcceptNew, &file, "h", 2200, &key()).expect_err("changed");
+        let e =
+            verify(HostKeyCheck::AcceptNew, only(&file), "h", 2200, &key()).expect_err("changed");
         assert!(e.to_string().contains("HAS CHANGED"), "{e}");
         assert!(e.to_string().contains("known_hosts:1"), "{e}");
         assert_eq!(
-            verify(HostKeyCheck::Off, &file, "h", 2200, &key()).expect("off"),
+            verify(HostKeyCheck::Off, only(&file), "h", 2200, &key()).expect("off"),
             Verdict::Unchecked
         );
     }
@@ -522,7 +607,7 @@ mod tests {
         let now = 1_800_000_000;
         let good = host_cert(&ca, &k, "bastion", now - 10, now + 10);
         let check = |c: &Certificate| {
-            verify_certificate(HostKeyCheck::Strict, &file, "bastion", 2222, c, now)
+            verify_certificate(HostKeyCheck::Strict, only(&file), "bastion", 2222, c, now)
         };
         // No CA for the host: fall back to the plain key check.
         std::fs::write(&file, line("other.host", &ca_pub)).expect("write");
@@ -532,8 +617,8 @@ mod tests {
             format!("@cert-authority {}\n", line("[bastion]:22*", &ca_pub)),
         )
         .expect("write");
-        assert!(has_cert_authority(&file, &["[bastion]:2222".into()]));
-        assert!(!has_cert_authority(&file, &["bastion".into()]));
+        assert!(has_cert_authority(only(&file), &["[bastion]:2222".into()]));
+        assert!(!has_cert_authority(only(&file), &["bastion".into()]));
         assert_eq!(check(&good).expect("trusted"), Some(Verdict::Known));
         let expired = host_cert(&ca, &k, "bastion", now - 10, now);
         let e = check(&expired).expect_err("expired").to_string();
@@ -558,6 +643,71 @@ mod tests {
         std::fs::write(&file, revoked).expect("write");
         let e = check(&good).expect_err("revoked").to_string();
         assert!(e.contains("@revoked at line 2"), "{e}");
+    }
+
+    #[test]
+    fn precedence_over_several_files() {
+        let (k, other) = (key(), key());
+        let (a, b) = (Path::new("/a"), Path::new("/b"));
+        let check = |ta: String, tb: String| lookup_all(&[(a, ta), (b, tb)], "h", &k);
+        // Known in any file wins over a different key in another.
+        assert_eq!(check(line("h", &other), line("h", &k)), Found::Match);
+        assert_eq!(check(line("h", &k), line("h", &other)), Found::Match);
+        // @revoked in any file refuses, even when another file knows the key.
+        let revoked = format!("# x\n@revoked {}", line("*", &k));
+        assert_eq!(check(line("h", &k), revoked), Found::Revoked(b, 2));
+        // A different key only: changed, naming the first file that has one.
+        assert_eq!(
+            check(String::new(), line("h", &other)),
+            Found::Mismatch(b, 1)
+        );
+        assert_eq!(
+            check(line("h", &other), line("h", &other)),
+            Found::Mismatch(a, 1)
+        );
+        assert_eq!(check(String::new(), line("x", &other)), Found::Unknown);
+    }
+
+    #[test]
+    fn extra_files_are_read_but_never_written() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let primary = dir.path().join("known_hosts");
+        let global = dir.path().join("global");
+        let extra = [dir.path().join("missing"), global.clone()];
+        let files = Files {
+            primary: &primary,
+            extra: &extra,
+        };
+        let (k, other) = (key(), key());
+        std::fs::write(&global, line("[h]:2200", &k)).expect("write");
+        assert_eq!(
+            verify(HostKeyCheck::AcceptNew, files, "h", 2200, &k).expect("known"),
+            Verdict::Known
+        );
+        assert!(!primary.exists(), "accept-new wrote the primary file");
+        let e = verify(HostKeyCheck::AcceptNew, files, "h", 2200, &other).expect_err("changed");
+        assert!(
+            e.to_string().contains(&format!("{}:1", global.display())),
+            "{e}"
+        );
+        assert!(!primary.exists(), "accept-new wrote the primary file");
+        // Unknown everywhere: accept-new learns it into the primary only.
+        assert_eq!(
+            verify(HostKeyCheck::AcceptNew, files, "new", 2200, &k).expect("learn"),
+            Verdict::Learned
+        );
+        assert!(std::fs::read_to_string(&primary)
+            .expect("primary")
+            .starts_with("[new]:2200 "));
+        assert_eq!(
+            std::fs::read_to_string(&global).expect("global"),
+            line("[h]:2200", &k)
+        );
+        // A CA trusted in an extra file counts.
+        let ca = key();
+        std::fs::write(&global, format!("@cert-authority {}\n", line("*", &ca))).expect("write");
+        assert!(has_cert_authority(files, &["[h]:2200".into()]));
+        assert!(!has_cert_authority(only(&primary), &["[h]:2200".into()]));
     }
 
     #[test]

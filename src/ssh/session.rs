@@ -243,6 +243,13 @@ impl SessionSettings {
     }
 }
 
+fn known_hosts_files(u: &Upstream) -> known_hosts::Files<'_> {
+    known_hosts::Files {
+        primary: &u.known_hosts,
+        extra: &u.extra_known_hosts,
+    }
+}
+
 /// Our russh client settings; see DESIGN.md "Facts" for why each differs.
 fn russh_config(u: &Upstream) -> client::Config {
     let mut c = client::Config {
@@ -260,7 +267,7 @@ fn russh_config(u: &Upstream) -> client::Config {
         .map(|e| known_hosts::host_entry_name(&e.host, e.port))
         .collect();
     if u.algorithms.host_key_algorithms.is_none()
-        && known_hosts::has_cert_authority(&u.known_hosts, &names)
+        && known_hosts::has_cert_authority(known_hosts_files(u), &names)
     {
         c.preferred.host_key_certificates = c.preferred.key.clone();
     }
@@ -373,6 +380,8 @@ struct JumpHandler {
     host: String,
     port: u16,
     known_hosts: std::path::PathBuf,
+    /// Read-only known_hosts files (see `Upstream::extra_known_hosts`).
+    extra_known_hosts: Vec<std::path::PathBuf>,
     policy: crate::config::HostKeyCheck,
     /// Cancels `JumpSession::dead` when russh drops the handler, which it
     /// does when the session task ends for any reason.
@@ -392,6 +401,15 @@ struct JumpHandler {
     session: Arc<OnceLock<Weak<JumpSession>>>,
 }
 
+impl JumpHandler {
+    fn files(&self) -> known_hosts::Files<'_> {
+        known_hosts::Files {
+            primary: &self.known_hosts,
+            extra: &self.extra_known_hosts,
+        }
+    }
+}
+
 impl client::Handler for JumpHandler {
     type Error = russh::Error;
 
@@ -407,7 +425,7 @@ impl client::Handler for JumpHandler {
             PublicKeyOrCertificate::PublicKey { key, .. } => key,
             PublicKeyOrCertificate::Certificate(c) => {
                 let now = super::identity::unix_now();
-                let (kh, host, port) = (&self.known_hosts, &self.host, self.port);
+                let (kh, host, port) = (self.files(), &self.host, self.port);
                 match known_hosts::verify_certificate(self.policy, kh, host, port, c, now) {
                     Ok(Some(Verdict::Known)) => {
                         debug!(host = %self.host, port = self.port, key_id = c.key_id(),
@@ -431,7 +449,7 @@ impl client::Handler for JumpHandler {
                 &owned
             }
         };
-        match known_hosts::verify(self.policy, &self.known_hosts, &self.host, self.port, key) {
+        match known_hosts::verify(self.policy, self.files(), &self.host, self.port, key) {
             Ok(Verdict::Known) => Ok(true),
             Ok(Verdict::Learned) => {
                 warn!(
@@ -934,6 +952,7 @@ where
         host: endpoint.host.clone(),
         port: endpoint.port,
         known_hosts: u.known_hosts.clone(),
+        extra_known_hosts: u.extra_known_hosts.clone(),
         policy: u.host_key_check,
         _dead: dead.clone().drop_guard(),
         failures: failures.clone(),
@@ -1023,8 +1042,13 @@ async fn authenticate(
             } => methods = method_names(&remaining_methods),
         }
     }
-    if u.agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        match russh::keys::agent::client::AgentClient::connect_env().await {
+    // agent_socket (ssh's IdentityAgent PATH) wins over $SSH_AUTH_SOCK.
+    let socket = match &u.agent_socket {
+        Some(p) => Some(p.clone()),
+        None => std::env::var_os("SSH_AUTH_SOCK").map(std::path::PathBuf::from),
+    };
+    if let Some(socket) = socket.filter(|_| u.agent) {
+        match russh::keys::agent::client::AgentClient::connect_uds(&socket).await {
             Ok(mut agent) => {
                 let ids = agent.request_identities().await.unwrap_or_default();
                 for ident in ids {
@@ -1045,11 +1069,14 @@ async fn authenticate(
                     }
                 }
             }
-            Err(e) => warn!(error = %e, "SSH_AUTH_SOCK is set but the agent is unreachable"),
+            Err(e) => warn!(error = %e, socket = %socket.display(), "the agent is unreachable"),
         }
     }
     if tried.is_empty() {
-        tried.push("no keys (set identity_files, or agent = true with SSH_AUTH_SOCK)".into());
+        tried.push(
+            "no keys (set identity_files, or agent = true with SSH_AUTH_SOCK or agent_socket)"
+                .into(),
+        );
         // Nothing was tried, so the server has not said what it accepts: ask.
         if let Ok(client::AuthResult::Failure {
             remaining_methods, ..

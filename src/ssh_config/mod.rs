@@ -101,6 +101,7 @@ pub struct Resolved {
     pub connect_timeout: Option<u32>,
     pub strict_host_key_checking: StrictHostKeyChecking,
     pub user_known_hosts_files: Vec<String>,
+    pub global_known_hosts_files: Vec<String>,
     pub host_key_algorithms: Vec<String>,
     pub kex_algorithms: Vec<String>,
     pub ciphers: Vec<String>,
@@ -262,6 +263,16 @@ fn finish(
         .iter()
         .map(|f| expand("UserKnownHostsFile", f))
         .collect::<Result<_, _>>()?;
+    let global_known_hosts_files = match &o.global_known_hosts_files {
+        Some(files) => files
+            .iter()
+            .map(|f| expand("GlobalKnownHostsFile", f))
+            .collect::<Result<_, _>>()?,
+        None => crate::config::DEFAULT_GLOBAL_KNOWN_HOSTS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
     let identity_agent = match &o.identity_agent {
         Some(a) if a == "SSH_AUTH_SOCK" || a == "none" => Some(a.clone()),
         Some(a) => Some(expand("IdentityAgent", a)?),
@@ -306,6 +317,7 @@ fn finish(
             .strict_host_key_checking
             .unwrap_or(StrictHostKeyChecking::Ask),
         user_known_hosts_files,
+        global_known_hosts_files,
         host_key_algorithms: alg(AlgKind::HostKey, &o.host_key_algorithms)?,
         kex_algorithms: alg(AlgKind::Kex, &o.kex_algorithms)?,
         ciphers: alg(AlgKind::Ciphers, &o.ciphers)?,

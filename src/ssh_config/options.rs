@@ -70,6 +70,7 @@ pub struct Options {
     pub connect_timeout: Option<u32>,
     pub strict_host_key_checking: Option<StrictHostKeyChecking>,
     pub user_known_hosts_files: Option<Vec<String>>,
+    pub global_known_hosts_files: Option<Vec<String>>,
     pub host_key_algorithms: Option<String>,
     pub kex_algorithms: Option<String>,
     pub ciphers: Option<String>,

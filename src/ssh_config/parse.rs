@@ -362,7 +362,7 @@ impl<'a> Reader<'a> {
                     first(&mut o.server_alive_count_max, v);
                 }
             }
-            "userknownhostsfile" => {
+            "userknownhostsfile" | "globalknownhostsfile" => {
                 let mut files = Vec::new();
                 while let Some(a) = args.next() {
                     if a.is_empty() {
@@ -371,7 +371,12 @@ impl<'a> Reader<'a> {
                     files.push(a);
                 }
                 if on {
-                    first(&mut o.user_known_hosts_files, files);
+                    let slot = if kw == "userknownhostsfile" {
+                        &mut o.user_known_hosts_files
+                    } else {
+                        &mut o.global_known_hosts_files
+                    };
+                    first(slot, files);
                 }
             }
             "ciphers" | "macs" | "kexalgorithms" | "hostkeyalgorithms" => {
@@ -740,7 +745,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "forwardx11",
     "forwardx11timeout",
     "forwardx11trusted",
-    "globalknownhostsfile",
     "gssapiauthentication",
     "gssapiclientidentity",
     "gssapidelegatecredentials",
@@ -828,7 +832,6 @@ const WARN_IGNORED: &[&str] = &[
     "casignaturealgorithms",
     "clearallforwardings",
     "connectionattempts",
-    "globalknownhostsfile",
     "hostkeyalias",
     "knownhostscommand",
     "permitremoteopen",

@@ -32,6 +32,7 @@ pub const KEYWORDS: &[&str] = &[
     "remoteforward",
     "identityfile",
     "certificatefile",
+    "globalknownhostsfile",
     "userknownhostsfile",
     "connecttimeout",
     "proxycommand",
@@ -89,6 +90,10 @@ pub fn print(r: &Resolved) -> String {
     for f in &r.certificate_files {
         line("certificatefile", f);
     }
+    line(
+        "globalknownhostsfile",
+        &r.global_known_hosts_files.join(" "),
+    );
     line("userknownhostsfile", &r.user_known_hosts_files.join(" "));
     match r.connect_timeout {
         Some(t) => line("connecttimeout", &t.to_string()),

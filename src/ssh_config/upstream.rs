@@ -172,14 +172,23 @@ pub fn upstream_from(
         },
         count_max: r.server_alive_count_max.clamp(1, 1000),
     };
+    // IdentityAgent: `none` turns the agent off, `SSH_AUTH_SOCK` (or
+    // nothing) means the environment's agent, anything else is a socket path.
     let agent = !r.identities_only && r.identity_agent.as_deref() != Some("none");
-    if let Some(a) = r
+    let agent_socket = r
         .identity_agent
         .as_deref()
         .filter(|a| *a != "none" && *a != "SSH_AUTH_SOCK")
-    {
-        warn!(identity_agent = %a, "IdentityAgent: jumpgate uses the agent at $SSH_AUTH_SOCK only");
-    }
+        .map(PathBuf::from);
+    // The first UserKnownHostsFile is the one accept-new writes; ssh reads
+    // the others and the GlobalKnownHostsFile ones too.
+    let mut user_known = r.user_known_hosts_files.iter().map(PathBuf::from);
+    let known_hosts = user_known
+        .next()
+        .unwrap_or_else(|| local.home.join(".ssh/known_hosts"));
+    let extra_known_hosts = user_known
+        .chain(r.global_known_hosts_files.iter().map(PathBuf::from))
+        .collect();
     Ok(Upstream {
         name: upstream_name(&r.host),
         hosts: vec![Endpoint {
@@ -192,11 +201,9 @@ pub fn upstream_from(
         identity_files,
         passphrase: None,
         agent,
-        known_hosts: r
-            .user_known_hosts_files
-            .first()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| local.home.join(".ssh/known_hosts")),
+        agent_socket,
+        known_hosts,
+        extra_known_hosts,
         host_key_check: match r.strict_host_key_checking {
             StrictHostKeyChecking::Yes | StrictHostKeyChecking::Ask => HostKeyCheck::Strict,
             StrictHostKeyChecking::AcceptNew => HostKeyCheck::AcceptNew,
