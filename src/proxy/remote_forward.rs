@@ -30,6 +30,10 @@ use crate::ssh::pool::{Jitter, Pool};
 use crate::ssh::session::{ForwardedChannel, JumpSession};
 use crate::status::ListenerInfo;
 
+/// Retry schedule for refused forwards (exponential with full jitter).
+const FORWARD_RETRY_INITIAL: std::time::Duration = std::time::Duration::from_millis(100);
+const FORWARD_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     #[error(
@@ -144,7 +148,16 @@ impl RemoteForwarder {
                 s = self.pool.wait_forward_owner() => s,
                 _ = drain.cancelled() => return Ok(()),
             };
-            let mut backoff = Jitter::new(u.reconnect);
+            // Not the reconnect backoff: a refusal right after a reconnect
+            // is usually the dead connection's process still holding the
+            // port on the jump host for a few milliseconds; retry soon.
+            let mut backoff = Jitter::new(crate::config::Backoff {
+                initial: FORWARD_RETRY_INITIAL,
+                max: u
+                    .reconnect
+                    .max
+                    .clamp(FORWARD_RETRY_INITIAL, FORWARD_RETRY_MAX),
+            });
             let mut pending: Vec<usize> = (0..self.forwards.len()).collect();
             loop {
                 let mut refused = Vec::new();
