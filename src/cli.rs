@@ -100,12 +100,12 @@ pub fn main() -> ExitCode {
         Command::Up { args } => {
             match crate::up::parse_args(args, &crate::ssh_config::Local::detect()) {
                 Ok(u) if u.help => {
-                    println!("{}\n\n{}", crate::up::USAGE, UP_HELP);
+                    crate::say_out!("{}\n\n{}", crate::up::USAGE, UP_HELP);
                     return ExitCode::SUCCESS;
                 }
                 Ok(u) => Some(u),
                 Err(e) => {
-                    eprintln!("jumpgate up: {e}\n{}", crate::up::USAGE);
+                    crate::say_err!("jumpgate up: {e}\n{}", crate::up::USAGE);
                     return ExitCode::from(EXIT_USAGE);
                 }
             }
@@ -131,7 +131,7 @@ pub fn main() -> ExitCode {
     let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("jumpgate: cannot start the runtime: {e}");
+            crate::say_err!("jumpgate: cannot start the runtime: {e}");
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
@@ -161,7 +161,7 @@ fn default_threads() -> usize {
 
 fn load(path: &std::path::Path) -> Result<Config, u8> {
     Config::load(path).map_err(|e| {
-        eprintln!("jumpgate: {e}");
+        crate::say_err!("jumpgate: {e}");
         EXIT_CONFIG
     })
 }
@@ -171,7 +171,7 @@ pub async fn serve_config(config: Config) -> u8 {
     let daemon = match Daemon::bind(config).await {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("jumpgate: {e}");
+            crate::say_err!("jumpgate: {e}");
             return e.exit_code();
         }
     };
@@ -183,7 +183,7 @@ pub async fn serve_config(config: Config) -> u8 {
     match daemon.serve(shutdown).await {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("jumpgate: {e}");
+            crate::say_err!("jumpgate: {e}");
             e.exit_code()
         }
     }
@@ -201,13 +201,13 @@ async fn check(path: &std::path::Path) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    println!("{}: config ok", path.display());
+    crate::say_out!("{}: config ok", path.display());
     let mut code = 0;
     for u in &config.upstreams {
         let ids = match identity::load_upstream(u) {
             Ok(ids) => ids,
             Err(e) => {
-                println!("upstream {}: FAILED: {e}", u.name);
+                crate::say_out!("upstream {}: FAILED: {e}", u.name);
                 code = EXIT_CONFIG;
                 continue;
             }
@@ -217,14 +217,16 @@ async fn check(path: &std::path::Path) -> u8 {
             let shown = settings.describe(target);
             match JumpSession::connect(&settings, target).await {
                 Ok(s) => {
-                    println!(
+                    crate::say_out!(
                         "upstream {} {}: ok (logged in as {})",
-                        u.name, shown, u.user
+                        u.name,
+                        shown,
+                        u.user
                     );
                     s.disconnect("jumpgate check done").await;
                 }
                 Err(e) => {
-                    println!("upstream {} {}: FAILED: {e}", u.name, shown);
+                    crate::say_out!("upstream {} {}: FAILED: {e}", u.name, shown);
                     if code == 0 {
                         code = EXIT_RUNTIME;
                     }

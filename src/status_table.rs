@@ -212,17 +212,20 @@ pub fn not_ready_reason(status: &Status) -> Option<String> {
 pub async fn run(url: &AdminUrl) -> u8 {
     match fetch(url).await {
         Ok(status) => {
-            print!("{}", render(&status));
+            {
+                use std::io::Write as _;
+                let _ = write!(std::io::stdout(), "{}", render(&status));
+            }
             match not_ready_reason(&status) {
                 None => 0,
                 Some(why) => {
-                    eprintln!("jumpgate: not ready: {why}");
+                    crate::say_err!("jumpgate: not ready: {why}");
                     crate::cli::EXIT_RUNTIME
                 }
             }
         }
         Err(e) => {
-            eprintln!("jumpgate: {e}");
+            crate::say_err!("jumpgate: {e}");
             crate::cli::EXIT_RUNTIME
         }
     }

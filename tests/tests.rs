@@ -30,6 +30,7 @@ mod errors;
 mod faults;
 mod forward;
 mod known_hosts;
+mod lifecycle;
 mod netns;
 mod observability;
 mod pool;

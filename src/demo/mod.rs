@@ -33,7 +33,7 @@ pub async fn run(first_port: u16) -> u8 {
     match start(first_port).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("jumpgate demo: {e}");
+            crate::say_err!("jumpgate demo: {e}");
             EXIT_RUNTIME
         }
     }
@@ -184,7 +184,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn print_instructions(addr: SocketAddr, admin: Option<SocketAddr>) {
-    println!(
+    crate::say_out!(
         "\njumpgate demo: a SOCKS5 proxy on {addr}, tunnelled over SSH to a built-in jump host.\n\
          \n\
          Try it (the name {DEMO_HOST} exists only on the jump host):\n\
@@ -200,7 +200,7 @@ fn print_instructions(addr: SocketAddr, admin: Option<SocketAddr>) {
         port = addr.port(),
     );
     if let Some(admin) = admin {
-        println!(
+        crate::say_out!(
             "Status page: http://{admin}/   (or: jumpgate status --admin http://{admin})\n\
              Metrics:     http://{admin}/metrics\n"
         );

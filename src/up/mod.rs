@@ -125,30 +125,33 @@ fn bind_addr(f: &ssh_config::Forward, gateway_ports: bool) -> Result<SocketAddr,
 pub async fn run(up: UpArgs) -> u8 {
     let local = Local::detect();
     for w in &up.warnings {
-        eprintln!("{w}");
+        crate::say_err!("{w}");
     }
     let resolved = match resolve(&up, &local) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("{e}");
+            crate::say_err!("{e}");
             return crate::cli::EXIT_CONFIG;
         }
     };
     for w in &resolved.warnings {
         if up.print_config {
-            eprintln!("{w}");
+            crate::say_err!("{w}");
         } else {
             warn!("{w}");
         }
     }
     if up.print_config {
-        print!("{}", ssh_config::print::print(&resolved));
+        {
+            use std::io::Write as _;
+            let _ = write!(std::io::stdout(), "{}", ssh_config::print::print(&resolved));
+        }
         return 0;
     }
     let config = match to_config(&resolved, &up, &local) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("jumpgate up: {e}");
+            crate::say_err!("jumpgate up: {e}");
             return crate::cli::EXIT_CONFIG;
         }
     };

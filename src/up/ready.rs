@@ -25,7 +25,7 @@ pub async fn serve(config: Config, ready_file: Option<PathBuf>) -> u8 {
     let ids = match identity::load_all(&u.identity_files, None) {
         Ok(ids) => ids,
         Err(e) => {
-            eprintln!("jumpgate up: {e}");
+            crate::say_err!("jumpgate up: {e}");
             return EXIT_CONFIG;
         }
     };
@@ -33,7 +33,7 @@ pub async fn serve(config: Config, ready_file: Option<PathBuf>) -> u8 {
     match JumpSession::connect(&settings, 0).await {
         Ok(s) => s.disconnect("jumpgate up: first login checked").await,
         Err(e) => {
-            eprintln!("jumpgate up: {e}");
+            crate::say_err!("jumpgate up: {e}");
             return match e {
                 ConnectError::HostKey(_) | ConnectError::Denied { .. } => EXIT_CONFIG,
                 _ => EXIT_RUNTIME,
@@ -43,7 +43,7 @@ pub async fn serve(config: Config, ready_file: Option<PathBuf>) -> u8 {
     let daemon = match Daemon::bind(config).await {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("jumpgate up: {e}");
+            crate::say_err!("jumpgate up: {e}");
             return e.exit_code();
         }
     };
@@ -80,7 +80,7 @@ pub async fn serve(config: Config, ready_file: Option<PathBuf>) -> u8 {
             .iter()
             .map(|(n, a)| format!("{} {a}", kind(n)))
             .collect();
-        eprintln!(
+        crate::say_err!(
             "jumpgate up: ready: {} via {user}@{via}",
             if shown.is_empty() {
                 "remote forwards only".to_owned()
@@ -103,7 +103,7 @@ pub async fn serve(config: Config, ready_file: Option<PathBuf>) -> u8 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("jumpgate up: {e}");
+            crate::say_err!("jumpgate up: {e}");
             e.exit_code()
         }
     }
