@@ -802,61 +802,54 @@ impl Cx<'_> {
             tracing::warn!(upstream = %toml.name, "{w}");
         }
         let base = upstream_from(&resolved, &files, &local).map_err(|e| ctx(e.to_string()))?;
+        // A key written in the table wins over the file (as ssh's command line).
+        fn pick<T>(in_table: bool, table: T, file: T) -> T {
+            if in_table {
+                table
+            } else {
+                file
+            }
+        }
+        let hop_in_table = !u.proxy_jump.is_empty() || u.proxy_command.is_some();
         Ok(Upstream {
             name: toml.name,
             hosts: base.hosts,
-            proxy_jump: if u.proxy_jump.is_empty() && u.proxy_command.is_none() {
-                base.proxy_jump
-            } else {
-                toml.proxy_jump
-            },
-            proxy_command: if u.proxy_jump.is_empty() && u.proxy_command.is_none() {
-                base.proxy_command
-            } else {
-                toml.proxy_command
-            },
+            proxy_jump: pick(hop_in_table, toml.proxy_jump, base.proxy_jump),
+            proxy_command: pick(hop_in_table, toml.proxy_command, base.proxy_command),
             user: base.user,
-            identity_files: if u.identity_files.is_empty() {
-                base.identity_files
-            } else {
-                toml.identity_files
-            },
+            identity_files: pick(
+                !u.identity_files.is_empty(),
+                toml.identity_files,
+                base.identity_files,
+            ),
             agent: u.agent.unwrap_or(base.agent),
-            agent_socket: if u.agent_socket.is_some() {
-                toml.agent_socket
-            } else {
-                base.agent_socket
-            },
-            known_hosts: if u.known_hosts.is_some() {
-                toml.known_hosts
-            } else {
-                base.known_hosts
-            },
-            extra_known_hosts: if u.global_known_hosts.is_some() {
-                toml.extra_known_hosts
-            } else {
-                base.extra_known_hosts
-            },
-            host_key_check: if u.host_key_check.is_some() {
-                toml.host_key_check
-            } else {
-                base.host_key_check
-            },
-            keepalive: if u.keepalive.is_some() {
-                toml.keepalive
-            } else {
-                base.keepalive
-            },
-            connect_timeout: if u.connect_timeout.is_some() {
-                toml.connect_timeout
-            } else {
-                base.connect_timeout
-            },
-            remote_forwards: if u.remote_forwards.is_empty() {
-                base.remote_forwards
-            } else {
-                toml.remote_forwards
-            },
+            agent_socket: pick(
+                u.agent_socket.is_some(),
+                toml.agent_socket,
+                base.agent_socket,
+            ),
+            known_hosts: pick(u.known_hosts.is_some(), toml.known_hosts, base.known_hosts),
+            extra_known_hosts: pick(
+                u.global_known_hosts.is_some(),
+                toml.extra_known_hosts,
+                base.extra_known_hosts,
+            ),
+            host_key_check: pick(
+                u.host_key_check.is_some(),
+                toml.host_key_check,
+                base.host_key_check,
+            ),
+            keepalive: pick(u.keepalive.is_some(), toml.keepalive, base.keepalive),
+            connect_timeout: pick(
+                u.connect_timeout.is_some(),
+                toml.connect_timeout,
+                base.connect_timeout,
+            ),
+            remote_forwards: pick(
+                !u.remote_forwards.is_empty(),
+                toml.remote_forwards,
+                base.remote_forwards,
+            ),
             exit_on_forward_failure: u
                 .exit_on_forward_failure
                 .unwrap_or(base.exit_on_forward_failure),
@@ -869,11 +862,11 @@ impl Cx<'_> {
                     .host_key_algorithms
                     .or(base.algorithms.host_key_algorithms),
             },
-            certificate_files: if u.certificate_files.is_empty() {
-                base.certificate_files
-            } else {
-                toml.certificate_files
-            },
+            certificate_files: pick(
+                !u.certificate_files.is_empty(),
+                toml.certificate_files,
+                base.certificate_files,
+            ),
             ..toml
         })
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::admin::{admin_addr, get, sample, ADMIN_TOML};
+use crate::support::admin::{admin_addr, get, known_workload, sample, ADMIN_TOML};
 use crate::support::socks::{self, Dest};
 use crate::support::{refused_addr, targets, within, Gate, GateConfig, Sshd};
 
@@ -16,35 +16,14 @@ const TEST_LIMIT: Duration = Duration::from_secs(60);
 async fn metrics_count_a_known_workload() {
     within(TEST_LIMIT, "test", async {
         let sshd = Sshd::start().await;
-        let echo = targets::echo().await;
         let mut cfg = GateConfig::new(&sshd);
         cfg.extra_toml.push(ADMIN_TOML.into());
         let mut gate = Gate::start(&cfg).await;
         let admin = admin_addr(&mut gate).await;
 
-        for _ in 0..3 {
-            gate.echo_roundtrip(echo.addr(), b"0123456789").await;
-        }
-        for _ in 0..2 {
-            let code = gate
-                .reply_code(socks::CONNECT, &Dest::from(refused_addr()))
-                .await;
-            assert_eq!(code, socks::CONNECTION_REFUSED);
-        }
-        let code = gate.reply_code(socks::BIND, &Dest::from(echo.addr())).await;
-        assert_eq!(code, socks::COMMAND_NOT_SUPPORTED);
-
-        // Tunnels are counted when they end; give the last one a moment to close.
-        let mut text = String::new();
-        for _ in 0..50 {
-            let (status, body) = get(admin, "/metrics").await;
-            assert_eq!(status, 200, "{body}");
-            text = body;
-            if sample(&text, "jumpgate_connections_active{listener=\"socks\"}") == Some(0.0) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        known_workload(&gate, admin, 3, 2).await;
+        let (status, text) = get(admin, "/metrics").await;
+        assert_eq!(status, 200, "{text}");
         let want = [
             (
                 "jumpgate_connections_total{listener=\"socks\",result=\"ok\"}",

@@ -17,10 +17,9 @@ use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
 
 use crate::pool::{kill_sshd_tree, restart_sshd, sshd_pid};
-use crate::support::admin::{admin_addr, get, sample, try_get, ADMIN_TOML};
+use crate::support::admin::{admin_addr, get, known_workload, sample, try_get, ADMIN_TOML};
 use crate::support::process::{offline_command, offline_tokio_command, ChildGuard, Logs};
-use crate::support::socks::{self, Dest};
-use crate::support::{free_port, refused_addr, targets, within, Gate, GateConfig, Sshd};
+use crate::support::{free_port, within, Gate, GateConfig, Sshd};
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);
 
@@ -57,33 +56,6 @@ async fn gate_with_admin(cfg: GateConfig) -> (Gate, SocketAddr) {
     (gate, admin)
 }
 
-/// Runs `n` echo round trips, one CONNECT to a refused port and one BIND; then waits
-/// (bounded) until every tunnel has ended and been counted.
-async fn known_workload(gate: &Gate, admin: SocketAddr, n: usize) {
-    let echo = targets::echo().await;
-    for _ in 0..n {
-        gate.echo_roundtrip(echo.addr(), b"0123456789").await;
-    }
-    let code = gate
-        .reply_code(socks::CONNECT, &Dest::from(refused_addr()))
-        .await;
-    assert_eq!(code, socks::CONNECTION_REFUSED);
-    let code = gate.reply_code(socks::BIND, &Dest::from(echo.addr())).await;
-    assert_eq!(code, socks::COMMAND_NOT_SUPPORTED);
-    let started = Instant::now();
-    loop {
-        let (_, text) = get(admin, "/metrics").await;
-        if sample(&text, "jumpgate_connections_active{listener=\"socks\"}") == Some(0.0) {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "tunnels still active 10 s after the workload:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 // === 1. promtool check metrics ===
 
 /// A live scrape after a known workload (so that counters, gauges and the histogram
@@ -97,7 +69,7 @@ async fn scrape_passes_promtool_check_metrics() {
     within(TEST_LIMIT, "test", async {
         let sshd = Sshd::start().await;
         let (gate, admin) = gate_with_admin(GateConfig::new(&sshd)).await;
-        known_workload(&gate, admin, 3).await;
+        known_workload(&gate, admin, 3, 1).await;
         let (status, text) = get(admin, "/metrics").await;
         assert_eq!(status, 200, "{text}");
         for series in [
@@ -329,7 +301,7 @@ async fn prometheus_scrapes_the_gate() {
         .await;
 
         const TUNNELS: usize = 5;
-        known_workload(&gate, admin, TUNNELS).await;
+        known_workload(&gate, admin, TUNNELS, 1).await;
         let mut figures = Vec::new();
         for (promql, want) in [
             (

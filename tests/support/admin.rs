@@ -111,6 +111,37 @@ pub fn sample(metrics: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Runs `echoes` echo round trips through `gate`, `refused` CONNECTs to a
+/// refused port and one BIND; then waits (bounded) until every tunnel has
+/// ended and been counted.
+pub async fn known_workload(gate: &Gate, admin: SocketAddr, echoes: usize, refused: usize) {
+    use super::socks::{self, Dest};
+    let echo = super::targets::echo().await;
+    for _ in 0..echoes {
+        gate.echo_roundtrip(echo.addr(), b"0123456789").await;
+    }
+    for _ in 0..refused {
+        let code = gate
+            .reply_code(socks::CONNECT, &Dest::from(super::refused_addr()))
+            .await;
+        assert_eq!(code, socks::CONNECTION_REFUSED);
+    }
+    let code = gate.reply_code(socks::BIND, &Dest::from(echo.addr())).await;
+    assert_eq!(code, socks::COMMAND_NOT_SUPPORTED);
+    let started = std::time::Instant::now();
+    loop {
+        let (_, text) = get(admin, "/metrics").await;
+        if sample(&text, "jumpgate_connections_active{listener=\"socks\"}") == Some(0.0) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "tunnels still active 10 s after the workload:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;
