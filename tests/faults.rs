@@ -6,8 +6,9 @@
 //!   network namespace the test creates (198.18.0.0/15 addresses only). They need root,
 //!   iproute2 and `tc`; when those are unusable they fail under CI and are skipped loudly
 //!   elsewhere.
-//! - The other tests point the real jumpgate binary at `jumpgate::demo::jump_host`, an
-//!   in-process russh server with fault knobs, on 127.0.0.1.
+//! - The other tests point the real jumpgate binary at `support::fault_host`: the demo's
+//!   in-process russh jump host on 127.0.0.1, made slow, refusing or silent through its
+//!   hooks.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -16,13 +17,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jumpgate::demo::jump_host::{generate_key, Behaviour, JumpHost, JumpHostConfig};
 use russh::ChannelOpenFailure;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::support::fault_host::{Behaviour, FaultHost};
 use crate::support::netns::{self, NetNs};
 use crate::support::process::{run_for, run_ok, ChildGuard, Logs};
 use crate::support::socks::{self, Dest};
@@ -708,76 +709,7 @@ async fn two_hop_proxy_jump_reaches_a_host_only_the_first_can_see() {
     .await;
 }
 
-// === 3. An in-process russh jump host with fault knobs ===
-
-/// `jumpgate::demo::jump_host` on 127.0.0.1:0 with `behaviour`, a client key (0600)
-/// and a known_hosts line for it.
-struct FaultHost {
-    jump: JumpHost,
-    _dir: TempDir,
-    key: PathBuf,
-    known_hosts: PathBuf,
-}
-
-impl FaultHost {
-    async fn start(behaviour: Behaviour) -> FaultHost {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-
-        let host_key = generate_key().expect("generate host key");
-        let client_key = generate_key().expect("generate client key");
-        let dir = tempfile::Builder::new()
-            .prefix("jg-faulthost-")
-            .tempdir()
-            .expect("temp dir");
-        let key = dir.path().join("id_ed25519");
-        let pem = client_key
-            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
-            .expect("encode client key");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key)
-            .and_then(|mut f| f.write_all(pem.as_bytes()))
-            .expect("write client key");
-        let jump = JumpHost::start(JumpHostConfig {
-            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            host_key: host_key.clone(),
-            authorized: vec![client_key.public_key().clone()],
-            behaviour,
-        })
-        .await
-        .expect("start the in-process jump host");
-        let host_pub = host_key.public_key().to_openssh().expect("encode host key");
-        let known_hosts = dir.path().join("known_hosts");
-        std::fs::write(
-            &known_hosts,
-            format!("[127.0.0.1]:{} {}\n", jump.addr().port(), host_pub.trim()),
-        )
-        .expect("write known_hosts");
-        FaultHost {
-            jump,
-            _dir: dir,
-            key,
-            known_hosts,
-        }
-    }
-
-    fn port(&self) -> u16 {
-        self.jump.addr().port()
-    }
-
-    fn gate_config(&self) -> GateConfig {
-        GateConfig::for_endpoint(
-            "127.0.0.1",
-            self.port(),
-            "tester",
-            &self.key,
-            &self.known_hosts,
-        )
-    }
-}
+// === 3. An in-process russh jump host with faults (support::fault_host) ===
 
 const OPEN_DELAY: Duration = Duration::from_millis(500);
 

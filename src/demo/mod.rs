@@ -22,7 +22,7 @@ use crate::config::{
 };
 use crate::daemon::{Daemon, DaemonError, Shutdown};
 use crate::ssh::identity;
-use jump_host::{Behaviour, JumpHost, JumpHostConfig, DEMO_HOST};
+use jump_host::{JumpHost, JumpHostConfig, DEMO_HOST};
 
 /// Ports tried after the requested one before letting the OS choose.
 const PORT_TRIES: u16 = 10;
@@ -71,7 +71,6 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         host_key: host_key.clone(),
         authorized: vec![client_key.public_key().clone()],
-        behaviour: Behaviour::default(),
     })
     .await?;
     let known_hosts = dir.path().join("known_hosts");

@@ -1,12 +1,13 @@
 //! Test support: a real sshd per test (`sshd`), the jumpgate process (`gate`), its
 //! admin endpoint (`admin`), a raw SOCKS5 client (`socks`), local target servers
-//! (`targets`), deterministic byte streams (`pattern`), network namespaces (`netns`)
-//! and process helpers (`process`).
+//! (`targets`), deterministic byte streams (`pattern`), network namespaces (`netns`),
+//! process helpers (`process`) and a faulty in-process jump host (`fault_host`).
 //!
 //! Everything here cleans up on `Drop` (processes killed by PID, temp dirs removed,
 //! namespaces deleted) and every wait is bounded.
 
 pub mod admin;
+pub mod fault_host;
 pub mod gate;
 pub mod netns;
 pub mod pattern;
