@@ -91,13 +91,8 @@ impl FaultHost {
         )
         .await
         .expect("start the in-process jump host");
-        let host_pub = host_key.public_key().to_openssh().expect("encode host key");
         let known_hosts = dir.path().join("known_hosts");
-        std::fs::write(
-            &known_hosts,
-            format!("[127.0.0.1]:{} {}\n", jump.addr().port(), host_pub.trim()),
-        )
-        .expect("write known_hosts");
+        std::fs::write(&known_hosts, jump.known_hosts_line()).expect("write known_hosts");
         FaultHost {
             jump,
             _dir: dir,

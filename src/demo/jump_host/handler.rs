@@ -1,10 +1,10 @@
 //! The in-process SSH server's protocol side: the russh server handler for one
 //! connection. It accepts public-key logins for the authorized keys (any user name),
 //! serves `direct-tcpip` channels, each in a task of its own (the hello page for
-//! [`DEMO_HOST`], otherwise dial and relay), and refuses everything else: session
-//! channels, ptys, shells, exec, subsystems, env, remote forwarding. Consults the
-//! owner's [`Hooks`] before acting on a channel. Created per connection by `mod.rs`;
-//! uses `hello.rs`, `dialer.rs` and `relay.rs`.
+//! [`DEMO_HOST`](super::DEMO_HOST), otherwise dial and relay), and refuses everything
+//! else: session channels, ptys, shells, exec, subsystems, env, remote forwarding.
+//! Consults the owner's [`Hooks`] before acting on a channel. Created per connection by
+//! `mod.rs`; uses `hello.rs`, `dialer.rs` and `relay.rs`.
 
 use std::sync::Arc;
 
@@ -21,8 +21,6 @@ use super::dialer::connect_target;
 use super::hello::{is_demo_host, serve_hello_page};
 use super::hooks::Hooks;
 use super::relay::relay;
-#[cfg(doc)]
-use super::DEMO_HOST;
 
 /// What every connection's handler needs; read-only after start.
 pub(super) struct Shared<H> {

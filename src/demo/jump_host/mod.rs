@@ -84,6 +84,8 @@ pub enum JumpHostError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("demo jump host: cannot generate a key: {0}")]
     KeyGen(#[from] russh::keys::ssh_key::Error),
+    #[error("demo jump host: cannot encode its host key: {0}")]
+    EncodeHostKey(russh::keys::ssh_key::Error),
 }
 
 /// A running jump host. Dropping it stops everything it started: the listener at once,
@@ -91,6 +93,8 @@ pub enum JumpHostError {
 pub struct JumpHost {
     /// Where it listens, with the real port when the config asked for port 0.
     addr: SocketAddr,
+    /// The known_hosts line for `addr` and the host key, made once at start.
+    known_hosts_line: String,
     /// Severs every session's TCP stream on drop. russh runs each session in a task of its
     /// own that we cannot abort, so we end it by failing its socket instead.
     cut: CancellationToken,
@@ -118,6 +122,10 @@ impl JumpHost {
         if !bind.ip().is_loopback() {
             return Err(JumpHostError::NotLoopback { addr: bind });
         }
+        let host_public = host_key
+            .public_key()
+            .to_openssh()
+            .map_err(JumpHostError::EncodeHostKey)?;
         let listener = TcpListener::bind(bind)
             .await
             .map_err(|source| JumpHostError::Bind { addr: bind, source })?;
@@ -138,6 +146,7 @@ impl JumpHost {
         debug!(%addr, "demo jump host listening");
         Ok(JumpHost {
             addr,
+            known_hosts_line: known_hosts_line(addr, &host_public),
             cut,
             _accept: AbortOnDropHandle::new(accept),
         })
@@ -146,6 +155,21 @@ impl JumpHost {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// A known_hosts line (with its newline) that makes an SSH client trust this host at
+    /// [`JumpHost::addr`], in the `[ip]:port` form OpenSSH looks up.
+    pub fn known_hosts_line(&self) -> &str {
+        &self.known_hosts_line
+    }
+}
+
+/// `[ip]:port key`, or `ip key` for port 22 (OpenSSH brackets only other ports).
+fn known_hosts_line(addr: SocketAddr, host_public: &str) -> String {
+    let key = host_public.trim();
+    match addr.port() {
+        22 => format!("{} {key}\n", addr.ip()),
+        port => format!("[{}]:{port} {key}\n", addr.ip()),
     }
 }
 

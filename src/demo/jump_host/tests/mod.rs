@@ -273,3 +273,16 @@ async fn start_refuses_non_loopback_and_names_a_busy_address() {
     assert!(matches!(err, JumpHostError::Bind { .. }), "{err}");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
+
+#[test]
+fn known_hosts_lines_use_openssh_host_forms() {
+    let v4 = SocketAddr::from(([127, 0, 0, 1], 2222));
+    assert_eq!(
+        known_hosts_line(v4, "ssh-ed25519 AAAA\n"),
+        "[127.0.0.1]:2222 ssh-ed25519 AAAA\n"
+    );
+    let v6: SocketAddr = "[::1]:2222".parse().unwrap();
+    assert_eq!(known_hosts_line(v6, "k"), "[::1]:2222 k\n");
+    let port22 = SocketAddr::from(([127, 0, 0, 1], 22));
+    assert_eq!(known_hosts_line(port22, "k"), "127.0.0.1 k\n");
+}

@@ -30,8 +30,7 @@ impl OpenSsh {
         std::fs::write(&key_path, pem.as_bytes()).unwrap();
         std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let port = f.host.addr().port();
-        let line = format!("[127.0.0.1]:{port} {}\n", f.host_key.to_openssh().unwrap());
-        std::fs::write(dir.path().join("known_hosts"), line).unwrap();
+        std::fs::write(dir.path().join("known_hosts"), f.host.known_hosts_line()).unwrap();
         OpenSsh { dir, port }
     }
 
