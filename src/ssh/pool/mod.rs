@@ -102,7 +102,7 @@ pub(crate) fn choose(live: &[Load], cap: usize, max_sessions: usize, dialing: us
 /// Picks the host for a new session: among hosts not in backoff, the one
 /// with the fewest sessions; if all are in backoff, the one free soonest.
 fn pick_host(hosts: &[HostHealth], sessions: &[Arc<JumpSession>], now: Instant) -> usize {
-    let count = |i: usize| sessions.iter().filter(|s| s.target == i).count() + hosts[i].dialing;
+    let count = |i: usize| sessions.iter().filter(|s| s.host_index == i).count() + hosts[i].dialing;
     let up = (0..hosts.len())
         .filter(|i| hosts[*i].down_until.is_none_or(|t| t <= now))
         .min_by_key(|i| count(*i));
@@ -212,7 +212,7 @@ impl Pool {
             .sessions
             .iter()
             .filter(|s| !s.is_dead())
-            .map(|s| (s.id, s.target, s.channels()))
+            .map(|s| (s.id, s.host_index, s.channels()))
             .collect()
     }
 
@@ -228,7 +228,7 @@ impl Pool {
             .enumerate()
             .map(|(i, h)| HostStatus {
                 address: self.settings.describe(i),
-                sessions: live.iter().filter(|s| s.target == i).count(),
+                sessions: live.iter().filter(|s| s.host_index == i).count(),
                 connecting: h.dialing,
                 failures: h.failures,
                 retry_in_seconds: h
@@ -252,7 +252,7 @@ impl Pool {
                 let extra = s.extra.load(std::sync::atomic::Ordering::Relaxed);
                 SessionStatus {
                     id: s.id,
-                    host: self.settings.describe(s.target),
+                    host: self.settings.describe(s.host_index),
                     kind: if extra { "extra" } else { "slot" }.to_owned(),
                     state: state.to_owned(),
                     age_seconds: s.started.elapsed().as_secs_f64(),
@@ -504,7 +504,7 @@ impl Pool {
         self.errors.push(format!(
             "session {} to {} lost: {reason}",
             session.id,
-            self.settings.describe(session.target)
+            self.settings.describe(session.host_index)
         ));
     }
 
@@ -624,7 +624,7 @@ impl Pool {
                         continue;
                     }
                     let since = *idle_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= idle && me.above_min() && session.retire() {
+                    if since.elapsed() >= idle && me.above_min() && session.try_retire() {
                         info!("idle extra session closed");
                         break me.drain(&session, "idle").await;
                     }
