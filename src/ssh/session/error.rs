@@ -1,7 +1,7 @@
 //! What can go wrong on a session: logging in (`ConnectError`, worded so
 //! that a user sees which config key to change) and opening a channel
 //! (`OpenError`, with its `reason` label for
-//! `jumpgate_channel_open_failures_total`). The SOCKS reply for an
+//! `jumpgate_channel_open_failures_total`). What a client is told about an
 //! `OpenError` is the listener's business (`proxy`), not this module's.
 
 use std::time::Duration;

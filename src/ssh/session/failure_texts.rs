@@ -12,8 +12,8 @@ use tokio::sync::Notify;
 /// Texts nobody claimed beyond this are dropped, oldest first.
 const KEPT: usize = 64;
 
-/// Concurrent failures on one session may swap texts, which at worst swaps
-/// a SOCKS 0x04 for a 0x05.
+/// Concurrent failures on one session may swap texts, which at worst makes
+/// a listener report "connection refused" for "host unreachable" or back.
 #[derive(Default)]
 pub(super) struct FailureTexts {
     queue: Mutex<VecDeque<String>>,

@@ -258,7 +258,8 @@ impl client::Handler for JumpHandler {
         if let Err(e) = tx.try_send(fc) {
             let (why, fc) = match e {
                 mpsc::error::TrySendError::Full(fc) => (ChannelOpenFailure::ResourceShortage, fc),
-                // Draining: no new remote-forward connections.
+                // The receiver is gone (shutting down): no new
+                // remote-forward connections.
                 mpsc::error::TrySendError::Closed(fc) => {
                     (ChannelOpenFailure::AdministrativelyProhibited, fc)
                 }
