@@ -4,13 +4,13 @@
 //! inner connection running inside a `direct-tcpip` channel of the one
 //! before it. The result is a `JumpSession` on the last hop.
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use russh::client::{self, Handle};
 
 use super::error::{ConnectError, FailureReason};
-use super::handler::{HandlerLink, JumpHandler};
+use super::handler::{HandlerLink, JumpHandler, SessionSlot};
 use super::settings::SessionSettings;
 use super::JumpSession;
 use crate::config::Endpoint;
@@ -25,9 +25,6 @@ const SOCKET_READ_BUFFER: usize = 256 * 1024;
 /// How long a ProxyCommand that broke the handshake gets to exit, so that
 /// its exit status can explain the failure.
 const PROXY_COMMAND_EXIT_WAIT: Duration = Duration::from_millis(50);
-
-/// Where the handler of the last hop finds its session, once built.
-type SessionSlot = Arc<OnceLock<Weak<JumpSession>>>;
 
 /// One logged-in hop.
 struct Hop {

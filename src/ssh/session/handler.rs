@@ -50,6 +50,9 @@ pub(super) struct HandlerLink {
     pub ended: Arc<Mutex<Option<String>>>,
 }
 
+/// Where the handler of the last hop finds its session, once built.
+pub(super) type SessionSlot = Arc<OnceLock<Weak<JumpSession>>>;
+
 pub(super) struct JumpHandler {
     host: String,
     port: u16,
@@ -71,7 +74,7 @@ pub(super) struct JumpHandler {
     forwarded: Option<mpsc::Sender<ForwardedChannel>>,
     /// The session this handler belongs to, set once it is built (after
     /// the handshake); forwarded channels are counted on it.
-    session: Arc<OnceLock<Weak<JumpSession>>>,
+    session: SessionSlot,
 }
 
 impl JumpHandler {
@@ -81,7 +84,7 @@ impl JumpHandler {
     pub(super) fn new(
         settings: &SessionSettings,
         endpoint: &Endpoint,
-        session: Option<Arc<OnceLock<Weak<JumpSession>>>>,
+        session: Option<SessionSlot>,
     ) -> (JumpHandler, HandlerLink) {
         let u = &settings.upstream;
         let link = HandlerLink {
