@@ -99,7 +99,7 @@ impl ForwardListener {
                 return;
             }
         };
-        let Some(guard) = lease.guard() else { return };
+        let guard = lease.guard();
         let Some(channel) = guard.take() else { return };
         outcome(ConnResult::Ok);
         let session = guard.session().id;

@@ -172,7 +172,7 @@ impl Socks5Listener {
                 return;
             }
         };
-        let Some(guard) = lease.guard() else { return };
+        let guard = lease.guard();
         let Some(channel) = guard.take() else { return };
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         m.connect_duration.observe(accepted.elapsed().as_secs_f64());

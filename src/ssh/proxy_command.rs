@@ -3,7 +3,8 @@
 //! cloud "start session" helpers) instead of a TCP connection we make.
 //!
 //! As OpenSSH does, the command runs with `/bin/sh -c "exec COMMAND"`, its
-//! stderr goes to ours, and it is killed when the session ends.
+//! stderr goes to ours, and it is killed when the session ends. Used by
+//! `session::dial` for the first hop.
 
 use std::process::Stdio;
 

@@ -5,7 +5,8 @@
 //! short CHANNEL_DATA, CHANNEL_CLOSE) waits until we ACK; Linux delays that
 //! ACK by about 40 ms. Every tunnel whose server closes first paid those
 //! 40 ms (with `ssh -D` too). Quick ACKs end the wait; Linux clears the flag
-//! on its own, hence one setsockopt per read.
+//! on its own, hence one setsockopt per read. `session::dial` wraps every
+//! TCP connection to a jump host in it.
 
 use std::io;
 use std::pin::Pin;
@@ -14,6 +15,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+/// A TCP stream that re-arms TCP_QUICKACK after each read that got data.
 pub struct QuickAck(pub TcpStream);
 
 impl AsyncRead for QuickAck {

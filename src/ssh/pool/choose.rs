@@ -1,0 +1,115 @@
+//! The pool's two choices as pure functions, so that tests need no session:
+//! which session a new channel goes to (`choose`), and which host a new
+//! session goes to (`pick_host`).
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::HostHealth;
+use crate::ssh::session::JumpSession;
+
+/// What the pool knows of a session when choosing; see `choose`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Load {
+    pub channels: usize,
+    pub usable: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Choice {
+    Use(usize),
+    Dial,
+    Wait,
+}
+
+/// The least-loaded usable session with room; else dial if the pool may grow
+/// and no dial is already under way (one at a time, so a burst does not
+/// open `max` sessions at once); else wait.
+pub(crate) fn choose(live: &[Load], cap: usize, max_sessions: usize, dialing: usize) -> Choice {
+    let best = live
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.usable && l.channels < cap)
+        .min_by_key(|(_, l)| l.channels);
+    match best {
+        Some((i, _)) => Choice::Use(i),
+        None if live.len() + dialing < max_sessions && dialing == 0 => Choice::Dial,
+        None => Choice::Wait,
+    }
+}
+
+/// Picks the host (an index into `hosts`) for a new session: among hosts
+/// not in backoff, the one with the fewest sessions; if all are in backoff,
+/// the one free soonest.
+pub(super) fn pick_host(
+    hosts: &[HostHealth],
+    sessions: &[Arc<JumpSession>],
+    now: Instant,
+) -> usize {
+    let count = |i: usize| sessions.iter().filter(|s| s.host_index == i).count() + hosts[i].dialing;
+    let up = (0..hosts.len())
+        .filter(|i| hosts[*i].down_until.is_none_or(|t| t <= now))
+        .min_by_key(|i| count(*i));
+    up.unwrap_or_else(|| {
+        (0..hosts.len())
+            .min_by_key(|i| hosts[*i].down_until)
+            .unwrap_or(0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn l(channels: usize, usable: bool) -> Load {
+        Load { channels, usable }
+    }
+
+    #[test]
+    fn least_loaded_usable_session_wins() {
+        let live = [l(5, true), l(2, true), l(1, false), l(3, true)];
+        assert_eq!(choose(&live, 10, 4, 0), Choice::Use(1));
+    }
+
+    #[test]
+    fn full_pool_grows_one_dial_at_a_time() {
+        let live = [l(10, true), l(10, true)];
+        assert_eq!(choose(&live, 10, 4, 0), Choice::Dial);
+        assert_eq!(choose(&live, 10, 4, 1), Choice::Wait);
+        assert_eq!(choose(&live, 10, 2, 0), Choice::Wait);
+        assert_eq!(choose(&[], 10, 2, 0), Choice::Dial);
+    }
+
+    #[test]
+    fn stalled_sessions_get_nothing() {
+        let live = [l(0, false)];
+        assert_eq!(choose(&live, 10, 1, 0), Choice::Wait);
+        assert_eq!(choose(&live, 10, 2, 0), Choice::Dial);
+    }
+
+    #[test]
+    fn host_choice_avoids_hosts_in_backoff() {
+        let now = Instant::now();
+        let down = HostHealth {
+            down_until: Some(now + Duration::from_secs(5)),
+            failures: 1,
+            ..HostHealth::default()
+        };
+        let busy = HostHealth {
+            dialing: 1,
+            ..HostHealth::default()
+        };
+        // A dial in flight counts as a session: the next goes elsewhere.
+        assert_eq!(pick_host(&[busy, HostHealth::default()], &[], now), 1);
+        let hosts = vec![down.clone(), HostHealth::default()];
+        assert_eq!(pick_host(&hosts, &[], now), 1);
+        let later = HostHealth {
+            down_until: Some(now + Duration::from_secs(9)),
+            failures: 2,
+            ..HostHealth::default()
+        };
+        assert_eq!(pick_host(&[later, down], &[], now), 1);
+    }
+}

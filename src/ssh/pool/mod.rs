@@ -1,0 +1,293 @@
+//! The session pool of one upstream: several SSH sessions, spread over the
+//! upstream's equivalent jump hosts, each carrying up to
+//! `max_channels_per_session` tunnels. This file leases channel slots
+//! (`Pool::open` -> `Lease`); the rest of the pool's job is in:
+//!
+//! - `choose`: the pure choices, which session gets a channel (the least
+//!   loaded usable one; never a dead, stalled or retiring one) and which
+//!   host gets a new session (one not in backoff: failover);
+//! - `supervise`: the tasks that keep sessions open. `min` slot
+//!   supervisors reconnect with exponential backoff and full jitter
+//!   (`jitter`); more sessions (up to `max`) are dialed on demand when every
+//!   session is full and retired after `idle_timeout` without channels;
+//! - `forwarded`: the queue of remote-forward connections, which
+//!   `proxy::remote_forward` takes;
+//! - `status`: the pool as `/status` shows it.
+//!
+//! Listeners call `Pool::open`; `daemon` calls `Pool::start` and, at the
+//! end, `Pool::shutdown`.
+
+mod choose;
+mod forwarded;
+mod jitter;
+mod status;
+mod supervise;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use jitter::Jitter;
+
+use super::session::{
+    ChannelGuard, FailureReason, ForwardedChannel, JumpSession, OpenError, SessionSettings,
+};
+use crate::status::ErrorLog;
+use choose::{choose, pick_host, Choice, Load};
+
+/// Shared state of one upstream.
+pub struct Pool {
+    pub settings: Arc<SessionSettings>,
+    state: Mutex<State>,
+    /// Woken on every change that can unblock an `open`: a session became
+    /// ready or died, a channel was released, a dial finished.
+    changed: Arc<Notify>,
+    /// Ends every supervisor and on-demand session at shutdown.
+    stop: CancellationToken,
+    tasks: TaskTracker,
+    /// Recent errors, for `/status`.
+    errors: ErrorLog,
+    /// Remote-forward connections from every session's handler, until
+    /// `proxy::remote_forward` takes them (None without remote forwards).
+    forwarded: Mutex<Option<tokio::sync::mpsc::Receiver<ForwardedChannel>>>,
+}
+
+struct State {
+    sessions: Vec<Arc<JumpSession>>,
+    /// Connects in flight (supervisors and on-demand dials).
+    dialing: usize,
+    /// Per host of the upstream, by `JumpSession::host_index`.
+    hosts: Vec<HostHealth>,
+    /// Whether we last logged the upstream as ready (log on changes only).
+    logged_ready: bool,
+}
+
+#[derive(Default, Clone)]
+struct HostHealth {
+    /// Avoid this host for new sessions until then.
+    down_until: Option<Instant>,
+    failures: u32,
+    /// Connects to this host in flight, so that simultaneous dials spread.
+    dialing: usize,
+    last_error: Option<String>,
+}
+
+impl Pool {
+    pub fn new(mut settings: SessionSettings) -> Arc<Pool> {
+        let hosts = vec![HostHealth::default(); settings.upstream.hosts.len()];
+        // Every session series exists (at 0) from the start, so an upstream that has
+        // never had a session shows `ready 0` instead of no series, which alerts
+        // such as JumpgateUpstreamDown could not see.
+        let sessions = &crate::metrics::get().sessions;
+        for state in ["ready", "connecting", "draining"] {
+            sessions.with_label_values(&[&settings.upstream.name, state]);
+        }
+        let forwarded = forwarded::queue(&mut settings);
+        Arc::new(Pool {
+            settings: Arc::new(settings),
+            state: Mutex::new(State {
+                sessions: Vec::new(),
+                dialing: 0,
+                hosts,
+                logged_ready: false,
+            }),
+            changed: Arc::new(Notify::new()),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            errors: ErrorLog::default(),
+            forwarded: Mutex::new(forwarded),
+        })
+    }
+
+    /// Records an error for `/status`.
+    pub(crate) fn record_error(&self, e: String) {
+        self.errors.push(e);
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.upstream.name
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave State inconsistent in
+        // a way that matters more than stopping service; keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ready = at least one live session.
+    pub fn is_ready(&self) -> bool {
+        self.lock().sessions.iter().any(|s| !s.is_dead())
+    }
+
+    /// Opens a channel to `host:port` within `within`: on the least-loaded
+    /// session, growing the pool if all are full, waiting for a session if
+    /// none is ready. A channel that fails because its session just died is
+    /// retried once on another session.
+    pub async fn open(
+        self: &Arc<Self>,
+        host: &str,
+        port: u16,
+        orig: SocketAddr,
+        within: Duration,
+    ) -> Result<Lease, OpenError> {
+        let deadline = Instant::now() + within;
+        let mut retried = false;
+        let mut avoid = None;
+        loop {
+            let Some(mut guard) = self.reserve(deadline, avoid).await else {
+                let e = OpenError::NoSession {
+                    upstream: self.name().to_owned(),
+                    waited: within,
+                };
+                self.errors.push(format!("open {host}:{port}: {e}"));
+                return Err(e);
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            match guard.open(host, port, orig, left).await {
+                Ok(()) => {
+                    let channels = crate::metrics::get()
+                        .channels_active
+                        .with_label_values(&[self.name()]);
+                    channels.inc();
+                    return Ok(Lease {
+                        guard,
+                        _release: Release {
+                            changed: self.changed.clone(),
+                            channels,
+                        },
+                    });
+                }
+                Err(OpenError::SessionGone) if !retried => {
+                    retried = true;
+                    drop(guard);
+                    self.prune();
+                }
+                // The jump host is short of resources on this connection
+                // (e.g. sshd's channel limit): try once on another session.
+                Err(OpenError::Refused {
+                    reason: FailureReason::ResourceShortage,
+                    ..
+                }) if !retried && self.has_room_besides(guard.session().id) => {
+                    retried = true;
+                    avoid = Some(guard.session().id);
+                    drop(guard);
+                }
+                Err(e) => {
+                    drop(guard);
+                    self.changed.notify_waiters();
+                    self.errors.push(format!("open {host}:{port}: {e}"));
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// A channel slot on the best session, waiting until `deadline`.
+    async fn reserve(
+        self: &Arc<Self>,
+        deadline: Instant,
+        avoid: Option<u64>,
+    ) -> Option<ChannelGuard> {
+        let u = &self.settings.upstream;
+        // When every host is in backoff: re-check when the first one ends.
+        let mut wake_at: Option<Instant> = None;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut st = self.lock();
+                st.sessions.retain(|s| !s.is_dead());
+                let loads: Vec<Load> = st
+                    .sessions
+                    .iter()
+                    .map(|s| Load {
+                        channels: s.channels(),
+                        usable: s.is_usable() && Some(s.id) != avoid,
+                    })
+                    .collect();
+                match choose(
+                    &loads,
+                    u.max_channels_per_session,
+                    u.sessions.max,
+                    st.dialing,
+                ) {
+                    Choice::Use(i) => {
+                        if let Some(g) = st.sessions[i].try_reserve(u.max_channels_per_session) {
+                            return Some(g);
+                        }
+                        continue; // lost a race for the last slot
+                    }
+                    Choice::Dial => {
+                        let now = Instant::now();
+                        let host = pick_host(&st.hosts, &st.sessions, now);
+                        match st.hosts[host].down_until.filter(|t| *t > now) {
+                            // Every host is in backoff: dialing now would
+                            // hammer it; wait for the backoff (or a session).
+                            Some(until) => wake_at = Some(until),
+                            None => {
+                                st.dialing += 1;
+                                st.hosts[host].dialing += 1;
+                                drop(st);
+                                self.spawn_on_demand(host);
+                            }
+                        }
+                    }
+                    Choice::Wait => {}
+                }
+            }
+            let until = wake_at.take().map_or(deadline, |t| t.min(deadline));
+            if tokio::time::timeout_at(until, notified).await.is_err() && until >= deadline {
+                return None;
+            }
+        }
+    }
+
+    /// Whether a channel could go elsewhere than session `id`: another
+    /// usable session, or room to open one.
+    fn has_room_besides(&self, id: u64) -> bool {
+        let st = self.lock();
+        let live = st.sessions.iter().filter(|s| !s.is_dead()).count();
+        live < self.settings.upstream.sessions.max
+            || st.sessions.iter().any(|s| s.id != id && s.is_usable())
+    }
+
+    fn prune(&self) {
+        self.lock().sessions.retain(|s| !s.is_dead());
+    }
+}
+
+/// A channel handed to a listener; dropping it frees the session slot and
+/// wakes anyone waiting for one.
+pub struct Lease {
+    guard: ChannelGuard,
+    /// Declared after `guard` because fields drop in order: the slot is
+    /// free before waiters wake.
+    _release: Release,
+}
+
+impl Lease {
+    /// The slot holding the opened channel.
+    pub fn guard(&mut self) -> &mut ChannelGuard {
+        &mut self.guard
+    }
+}
+
+/// What a dropped lease owes the pool besides its slot.
+struct Release {
+    changed: Arc<Notify>,
+    /// `jumpgate_channels_active` of this upstream.
+    channels: prometheus::IntGauge,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.channels.dec();
+        self.changed.notify_waiters();
+    }
+}

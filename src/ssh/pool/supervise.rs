@@ -1,0 +1,262 @@
+//! The tasks that keep an upstream's sessions open: one supervisor per
+//! `sessions.min` slot (connect, wait for the session to end, reconnect
+//! with backoff), and one task per extra session dialed on demand, which
+//! retires it after `idle_timeout` without channels. Dials record each
+//! host's health (backoff, last error) for failover and `/status`.
+//! Retiring a session means a polite SSH disconnect, at shutdown or when
+//! idle; metrics count it as `draining` meanwhile.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::{debug, error, info, info_span, warn, Instrument};
+
+use super::{pick_host, Jitter, Pool, State};
+use crate::ssh::session::JumpSession;
+
+/// How long `shutdown` waits for sessions to say goodbye.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// How often an extra session looks whether it has become idle (or less,
+/// with a shorter `idle_timeout`).
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// How a session left the pool, for `forget`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Departure {
+    /// It died under us: still counted as `ready`.
+    Lost,
+    /// We retired it: `retire` already moved it out of `ready`.
+    Retired,
+}
+
+impl Pool {
+    /// Starts the `min` slot supervisors; they run until `shutdown`.
+    pub fn start(self: &Arc<Self>) {
+        for slot in 0..self.settings.upstream.sessions.min {
+            let me = self.clone();
+            self.tasks.spawn(async move { me.supervise(slot).await });
+        }
+    }
+
+    /// Stops supervisors and on-demand sessions, with an SSH disconnect.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        self.tasks.close();
+        let _ = tokio::time::timeout(SHUTDOWN_WAIT, self.tasks.wait()).await;
+    }
+
+    /// Connects to the host at `host`, recording the outcome in its health.
+    async fn dial(&self, host: usize) -> Option<Arc<JumpSession>> {
+        let m = crate::metrics::get();
+        let connecting = m.sessions.with_label_values(&[self.name(), "connecting"]);
+        connecting.inc();
+        let r = tokio::select! {
+            r = JumpSession::connect(&self.settings, host) => r,
+            _ = self.stop.cancelled() => {
+                connecting.dec();
+                let mut st = self.lock();
+                st.hosts[host].dialing = st.hosts[host].dialing.saturating_sub(1);
+                return None;
+            }
+        };
+        connecting.dec();
+        let result = if r.is_ok() { "ok" } else { "failed" };
+        m.session_connects
+            .with_label_values(&[self.name(), result])
+            .inc();
+        let mut st = self.lock();
+        st.hosts[host].dialing = st.hosts[host].dialing.saturating_sub(1);
+        match r {
+            Ok(s) => {
+                m.sessions.with_label_values(&[self.name(), "ready"]).inc();
+                let h = &mut st.hosts[host];
+                h.down_until = None;
+                h.failures = 0;
+                st.sessions.push(s.clone());
+                self.log_readiness(&mut st);
+                Some(s)
+            }
+            Err(e) => {
+                let h = &mut st.hosts[host];
+                h.failures += 1;
+                let mut backoff = Jitter::new(self.settings.upstream.reconnect);
+                for _ in 1..h.failures.min(16) {
+                    backoff.next_wait();
+                }
+                let wait = backoff.next_wait();
+                h.down_until = Some(Instant::now() + wait);
+                let (n, failures) = (self.settings.describe(host), h.failures);
+                let text = e.to_string();
+                if failures == 1 || h.last_error.as_deref() != Some(text.as_str()) {
+                    self.errors
+                        .push(format!("{n}: cannot open SSH session: {text}"));
+                }
+                h.last_error = Some(text);
+                drop(st);
+                if failures == 1 {
+                    error!(upstream = %self.name(), host = %n, error = %e, "cannot open SSH session");
+                } else {
+                    debug!(upstream = %self.name(), host = %n, error = %e, failures, "cannot open SSH session");
+                }
+                None
+            }
+        }
+    }
+
+    fn log_readiness(&self, st: &mut State) {
+        let ready = st.sessions.iter().any(|s| !s.is_dead());
+        if ready != st.logged_ready {
+            st.logged_ready = ready;
+            if ready {
+                info!(upstream = %self.name(), "upstream ready");
+            } else {
+                warn!(upstream = %self.name(), "upstream NOT ready: no live session");
+            }
+        }
+    }
+
+    /// Logs a session that died under us, with russh's reason, and keeps it
+    /// in the recent errors for `/status`.
+    fn record_loss(&self, session: &JumpSession, what: &str) {
+        let reason = session.end_reason();
+        warn!(channels = session.channels(), %reason, "{what}");
+        self.errors.push(format!(
+            "session {} to {} lost: {reason}",
+            session.id,
+            self.settings.describe(session.host_index)
+        ));
+    }
+
+    /// Retires a session: a polite disconnect, counted as `draining` (the
+    /// user-facing word; no longer `ready`) meanwhile.
+    async fn retire(&self, s: &Arc<JumpSession>, why: &str) -> Departure {
+        let sessions = &crate::metrics::get().sessions;
+        let draining = sessions.with_label_values(&[self.name(), "draining"]);
+        sessions.with_label_values(&[self.name(), "ready"]).dec();
+        draining.inc();
+        s.disconnect(why).await;
+        draining.dec();
+        Departure::Retired
+    }
+
+    /// Removes a session that ended and tells waiters.
+    fn forget(&self, s: &Arc<JumpSession>, how: Departure) {
+        if how == Departure::Lost {
+            crate::metrics::get()
+                .sessions
+                .with_label_values(&[self.name(), "ready"])
+                .dec();
+        }
+        let mut st = self.lock();
+        st.sessions.retain(|x| x.id != s.id && !x.is_dead());
+        self.log_readiness(&mut st);
+        drop(st);
+        self.changed.notify_waiters();
+    }
+
+    /// A slot supervisor: keep one session open, reconnect with backoff.
+    async fn supervise(self: Arc<Self>, slot: usize) {
+        let mut backoff = Jitter::new(self.settings.upstream.reconnect);
+        let mut last_error_logged = false;
+        while !self.stop.is_cancelled() {
+            let host = {
+                let mut st = self.lock();
+                st.dialing += 1;
+                let t = pick_host(&st.hosts, &st.sessions, Instant::now());
+                st.hosts[t].dialing += 1;
+                t
+            };
+            let s = self.dial(host).await;
+            self.lock().dialing -= 1;
+            self.changed.notify_waiters();
+            match s {
+                Some(session) => {
+                    backoff.reset();
+                    last_error_logged = false;
+                    let span =
+                        info_span!("session", upstream = %self.name(), id = session.id, slot);
+                    let departure = async {
+                        info!(host = %self.settings.describe(host), "session ready");
+                        tokio::select! {
+                            _ = session.closed() => {
+                                self.record_loss(&session, "session lost, reconnecting");
+                                Departure::Lost
+                            }
+                            _ = self.stop.cancelled() => {
+                                self.retire(&session, "jumpgate shutting down").await
+                            }
+                        }
+                    }
+                    .instrument(span)
+                    .await;
+                    self.forget(&session, departure);
+                }
+                None => {
+                    let wait = backoff.next_wait();
+                    if !last_error_logged {
+                        // The error itself was logged by `dial`.
+                        warn!(upstream = %self.name(), slot, retry_in = ?wait, "retrying with backoff");
+                        last_error_logged = true;
+                    } else {
+                        debug!(upstream = %self.name(), slot, retry_in = ?wait, "retrying");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.stop.cancelled() => break,
+                    }
+                }
+            }
+        }
+    }
+
+    /// An extra session for a burst; closed after `idle_timeout` unused.
+    pub(super) fn spawn_on_demand(self: &Arc<Self>, host: usize) {
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            let s = me.dial(host).await;
+            me.lock().dialing -= 1;
+            me.changed.notify_waiters();
+            let Some(session) = s else { return };
+            session.extra.store(true, Ordering::Relaxed);
+            let span =
+                info_span!("session", upstream = %me.name(), id = session.id, slot = "extra");
+            let departure = async {
+                info!(host = %me.settings.describe(host), "extra session ready");
+                let idle = me.settings.upstream.sessions.idle_timeout;
+                let mut idle_since: Option<Instant> = None;
+                loop {
+                    tokio::select! {
+                        _ = session.closed() => {
+                            me.record_loss(&session, "extra session lost");
+                            break Departure::Lost;
+                        }
+                        _ = me.stop.cancelled() => {
+                            break me.retire(&session, "jumpgate shutting down").await;
+                        }
+                        _ = tokio::time::sleep(idle.min(IDLE_CHECK)) => {}
+                    }
+                    if session.channels() > 0 {
+                        idle_since = None;
+                        continue;
+                    }
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= idle && me.above_min() && session.try_retire() {
+                        info!("idle extra session closed");
+                        break me.retire(&session, "idle").await;
+                    }
+                }
+            }
+            .instrument(span)
+            .await;
+            me.forget(&session, departure);
+        });
+    }
+
+    fn above_min(&self) -> bool {
+        let st = self.lock();
+        st.sessions.iter().filter(|s| !s.is_dead()).count() > self.settings.upstream.sessions.min
+    }
+}

@@ -1,0 +1,290 @@
+//! What can go wrong on a session: logging in (`ConnectError`, worded so
+//! that a user sees which config key to change) and opening a channel
+//! (`OpenError`, with its `reason` label for
+//! `jumpgate_channel_open_failures_total`). What a client is told about an
+//! `OpenError` is the listener's business (`proxy`), not this module's.
+
+use std::time::Duration;
+
+use russh::ChannelOpenFailure;
+
+use crate::config::Endpoint;
+use crate::ssh::known_hosts::HostKeyError;
+use crate::ssh::proxy_command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("ProxyCommand {command:?} {status} before the SSH login finished")]
+    ProxyCommand { command: String, status: String },
+    #[error(transparent)]
+    ProxyCommandStart(#[from] proxy_command::ProxyCommandError),
+    #[error("cannot connect to {addr}: {source}")]
+    Tcp {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("could not resolve hostname {host}: {source}")]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("{addr}: connect, SSH handshake and login did not finish within {after:?}")]
+    Timeout { addr: String, after: Duration },
+    #[error("{0}")]
+    HostKey(#[from] HostKeyError),
+    #[error(
+        "{user}@{addr}: Permission denied (publickey): tried {tried}; the server accepts {methods}"
+    )]
+    Denied {
+        user: String,
+        addr: String,
+        tried: String,
+        methods: String,
+    },
+    #[error("ProxyJump: {from} could not open a channel to {to}: {reason}")]
+    Hop {
+        from: String,
+        to: String,
+        reason: String,
+    },
+    /// OpenSSH's wording, plus which config key to change.
+    #[error(
+        "Unable to negotiate with {addr}: no matching {what} found. Their offer: {theirs}; \
+         ours ({key}): {ours}"
+    )]
+    NoCommonAlgorithm {
+        addr: String,
+        what: &'static str,
+        key: &'static str,
+        theirs: String,
+        ours: String,
+    },
+    #[error("{addr}: SSH handshake failed: {source}")]
+    Ssh { addr: String, source: russh::Error },
+}
+
+impl ConnectError {
+    /// A handshake error from russh, with the cases a user can fix in the
+    /// config told apart.
+    pub(super) fn from_handshake(addr: &Endpoint, source: russh::Error) -> ConnectError {
+        let addr = addr.to_string();
+        match source {
+            russh::Error::NoCommonAlgo { kind, ours, theirs } => {
+                let (what, key) = match kind {
+                    russh::AlgorithmKind::Kex => ("key exchange method", "kex"),
+                    russh::AlgorithmKind::Key => ("host key type", "host_key_algorithms"),
+                    russh::AlgorithmKind::Cipher => ("cipher", "ciphers"),
+                    russh::AlgorithmKind::Mac => ("MAC", "macs"),
+                    russh::AlgorithmKind::Compression => ("compression method", "not configurable"),
+                };
+                ConnectError::NoCommonAlgorithm {
+                    addr,
+                    what,
+                    key,
+                    theirs: theirs.join(","),
+                    ours: ours.join(","),
+                }
+            }
+            source => ConnectError::Ssh { addr, source },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("jump host refused the channel ({reason}): {text}")]
+    Refused { reason: FailureReason, text: String },
+    #[error("channel open timed out")]
+    Timeout,
+    #[error("no SSH session to upstream {upstream} became ready within {waited:?}")]
+    NoSession { upstream: String, waited: Duration },
+    #[error("the SSH session is gone")]
+    SessionGone,
+    #[error("SSH error: {0}")]
+    Ssh(russh::Error),
+}
+
+impl OpenError {
+    /// The `reason` label of `jumpgate_channel_open_failures_total`.
+    pub fn reason_label(&self) -> &'static str {
+        match self {
+            Self::Refused { reason, .. } => match reason {
+                FailureReason::AdministrativelyProhibited => "prohibited",
+                FailureReason::ConnectFailed => "connect_failed",
+                FailureReason::UnknownChannelType => "unknown_channel_type",
+                FailureReason::ResourceShortage => "resource_shortage",
+            },
+            Self::Timeout => "timeout",
+            Self::NoSession { .. } => "no_session",
+            Self::SessionGone => "session_gone",
+            Self::Ssh(_) => "ssh_error",
+        }
+    }
+}
+
+/// `ChannelOpenFailure` with Display and Eq (russh's is neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    AdministrativelyProhibited,
+    ConnectFailed,
+    UnknownChannelType,
+    ResourceShortage,
+}
+
+impl std::fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::AdministrativelyProhibited => "administratively prohibited",
+            Self::ConnectFailed => "connect failed",
+            Self::UnknownChannelType => "unknown channel type",
+            Self::ResourceShortage => "resource shortage",
+        })
+    }
+}
+
+impl From<&ChannelOpenFailure> for FailureReason {
+    fn from(r: &ChannelOpenFailure) -> Self {
+        match r {
+            ChannelOpenFailure::AdministrativelyProhibited => Self::AdministrativelyProhibited,
+            ChannelOpenFailure::ConnectFailed => Self::ConnectFailed,
+            ChannelOpenFailure::UnknownChannelType => Self::UnknownChannelType,
+            ChannelOpenFailure::ResourceShortage => Self::ResourceShortage,
+            // russh may add codes; an unknown refusal reads best as this.
+            #[allow(unreachable_patterns)]
+            _ => Self::ConnectFailed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(reason: FailureReason) -> OpenError {
+        OpenError::Refused {
+            reason,
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn every_open_error_has_its_own_metric_label() {
+        use FailureReason::*;
+        let errors = [
+            (refused(AdministrativelyProhibited), "prohibited"),
+            (refused(ConnectFailed), "connect_failed"),
+            (refused(UnknownChannelType), "unknown_channel_type"),
+            (refused(ResourceShortage), "resource_shortage"),
+            (OpenError::Timeout, "timeout"),
+            (
+                OpenError::NoSession {
+                    upstream: "u".into(),
+                    waited: Duration::from_secs(1),
+                },
+                "no_session",
+            ),
+            (OpenError::SessionGone, "session_gone"),
+            (OpenError::Ssh(russh::Error::Inconsistent), "ssh_error"),
+        ];
+        for (e, label) in &errors {
+            assert_eq!(e.reason_label(), *label, "{e}");
+        }
+    }
+
+    #[test]
+    fn russh_refusal_codes_map_one_to_one() {
+        use ChannelOpenFailure as C;
+        let pairs = [
+            (
+                C::AdministrativelyProhibited,
+                FailureReason::AdministrativelyProhibited,
+                "administratively prohibited",
+            ),
+            (
+                C::ConnectFailed,
+                FailureReason::ConnectFailed,
+                "connect failed",
+            ),
+            (
+                C::UnknownChannelType,
+                FailureReason::UnknownChannelType,
+                "unknown channel type",
+            ),
+            (
+                C::ResourceShortage,
+                FailureReason::ResourceShortage,
+                "resource shortage",
+            ),
+        ];
+        for (code, reason, text) in pairs {
+            assert_eq!(FailureReason::from(&code), reason);
+            assert_eq!(reason.to_string(), text);
+        }
+        let e = OpenError::Refused {
+            reason: FailureReason::ConnectFailed,
+            text: "Connection refused".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "jump host refused the channel (connect failed): Connection refused"
+        );
+    }
+
+    fn endpoint() -> Endpoint {
+        Endpoint {
+            host: "bastion".into(),
+            port: 2222,
+        }
+    }
+
+    #[test]
+    fn a_missing_common_algorithm_names_the_config_key() {
+        let cases = [
+            (russh::AlgorithmKind::Kex, "key exchange method", "kex"),
+            (
+                russh::AlgorithmKind::Key,
+                "host key type",
+                "host_key_algorithms",
+            ),
+            (russh::AlgorithmKind::Cipher, "cipher", "ciphers"),
+            (russh::AlgorithmKind::Mac, "MAC", "macs"),
+            (
+                russh::AlgorithmKind::Compression,
+                "compression method",
+                "not configurable",
+            ),
+        ];
+        for (kind, what, key) in cases {
+            let e = ConnectError::from_handshake(
+                &endpoint(),
+                russh::Error::NoCommonAlgo {
+                    kind,
+                    ours: vec!["a".into(), "b".into()],
+                    theirs: vec!["c".into()],
+                },
+            );
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "Unable to negotiate with bastion:2222: no matching {what} found. \
+                     Their offer: c; ours ({key}): a,b"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn other_handshake_errors_keep_russh_text_and_the_address() {
+        let e = ConnectError::from_handshake(&endpoint(), russh::Error::Disconnect);
+        assert!(matches!(e, ConnectError::Ssh { .. }), "{e:?}");
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("bastion:2222: SSH handshake failed: "),
+            "{shown}"
+        );
+        assert!(
+            shown.ends_with(&russh::Error::Disconnect.to_string()),
+            "{shown}"
+        );
+    }
+}
