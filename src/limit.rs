@@ -1,22 +1,16 @@
 //! `[limits]`: a connection rate per client address and a cap on open client
 //! connections, over all listeners. A refused connection still gets its
 //! SOCKS handshake and the reply 0x02 ("not allowed by ruleset"), so the
-//! client sees why instead of a bare close.
+//! client sees why instead of a bare close. Built from the config model's
+//! `LimitSettings`; `status` reads its counters.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::status::LimitsStatus;
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LimitSettings {
-    pub connections_per_second_per_client: Option<NonZeroU32>,
-    pub max_connections: Option<usize>,
-}
+pub use crate::config::LimitSettings;
 
 /// Which limit refused a connection (`jumpgate_rate_limited_total{limit}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,22 +97,25 @@ impl Limits {
         self.settings != LimitSettings::default()
     }
 
-    pub fn status(&self) -> LimitsStatus {
-        LimitsStatus {
-            connections_per_second_per_client: self
-                .settings
-                .connections_per_second_per_client
-                .map(NonZeroU32::get),
-            max_connections: self.settings.max_connections,
-            connections: self.open.load(Ordering::Relaxed),
-            rate_limited: self.refused.load(Ordering::Relaxed),
-        }
+    pub fn settings(&self) -> LimitSettings {
+        self.settings
+    }
+
+    /// Client connections open now, over all listeners.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused by a limit since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::num::NonZeroU32;
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([127, 0, 0, last])
@@ -139,8 +136,8 @@ mod tests {
         let (_d, rd) = l.admit(ip(4));
         assert_eq!(rd, None);
         drop(b);
-        assert_eq!(l.status().connections, 1);
-        assert_eq!(l.status().rate_limited, 1);
+        assert_eq!(l.open(), 1);
+        assert_eq!(l.refused(), 1);
     }
 
     #[test]
@@ -154,7 +151,7 @@ mod tests {
         assert_eq!(from_1[4], Some(Refusal::ClientRate));
         // Another client is not affected by the first one's burst.
         assert_eq!(l.admit(ip(2)).1, None);
-        assert_eq!(l.status().rate_limited, 2);
+        assert_eq!(l.refused(), 2);
     }
 
     #[test]

@@ -104,6 +104,20 @@ pub struct LimitsStatus {
     pub rate_limited: u64,
 }
 
+impl LimitsStatus {
+    pub fn of(limits: &Limits) -> LimitsStatus {
+        LimitsStatus {
+            connections_per_second_per_client: limits
+                .settings()
+                .connections_per_second_per_client
+                .map(std::num::NonZeroU32::get),
+            max_connections: limits.settings().max_connections,
+            connections: limits.open(),
+            rate_limited: limits.refused(),
+        }
+    }
+}
+
 /// How many recent errors an upstream keeps for `/status`.
 pub const RECENT_ERRORS: usize = 20;
 
@@ -183,7 +197,7 @@ impl StatusSource {
             draining,
             upstreams,
             listeners,
-            limits: self.limits.status(),
+            limits: LimitsStatus::of(&self.limits),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! OpenSSH's permission check and passphrases from an env var or a file (the
 //! daemon never prompts), and the OpenSSH user certificates that go with
 //! them (`<key>-cert.pub` next to a key, as ssh finds it, and the upstream's
-//! `certificate_files`). Used by `ssh::session` for authentication.
+//! `certificate_files`). Loaded by `daemon`, `cli` (check), `up` and `demo`;
+//! used by `ssh::session` for authentication.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -182,11 +183,35 @@ pub fn load_all(
         .collect()
 }
 
+/// The upstream's keys, without certificates. Identity files that came
+/// from ssh_config (`Upstream::skip_encrypted_identities`) and need a
+/// passphrase are skipped with a warning and left to the agent, as
+/// `jumpgate up` never prompts; other problems (permissions, format) are
+/// reported with the file named.
+pub fn load_keys(u: &Upstream) -> Result<Vec<Identity>, IdentityError> {
+    if !u.skip_encrypted_identities {
+        return load_all(&u.identity_files, u.passphrase.as_ref());
+    }
+    let usable: Vec<PathBuf> = u
+        .identity_files
+        .iter()
+        .filter(|p| match load(p, None, "") {
+            Err(IdentityError::NeedsPassphrase { .. }) => {
+                warn!(identity = %p.display(), "encrypted key skipped: jumpgate up does not prompt; add it to ssh-agent");
+                false
+            }
+            _ => true,
+        })
+        .cloned()
+        .collect();
+    load_all(&usable, u.passphrase.as_ref())
+}
+
 /// The upstream's identities with their certificates: `<identity>-cert.pub`
 /// when it exists and certifies that key (as ssh), then each of
 /// `certificate_files`, given to the identity whose key it certifies.
 pub fn load_upstream(u: &Upstream) -> Result<Vec<Identity>, IdentityError> {
-    let mut ids = load_all(&u.identity_files, u.passphrase.as_ref())?;
+    let mut ids = load_keys(u)?;
     for id in &mut ids {
         let mut path = id.path.clone().into_os_string();
         path.push("-cert.pub");
@@ -444,6 +469,23 @@ mod tests {
         std::fs::write(&junk, "ssh-ed25519-cert-v01@openssh.com AAAA").expect("write");
         let e = load_upstream(&upstream(&key, &[&junk])).expect_err("junk");
         assert!(e.to_string().contains("not an OpenSSH certificate"), "{e}");
+    }
+
+    #[test]
+    fn encrypted_keys_from_ssh_config_are_left_to_the_agent() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let plain = write_key(dir.path(), 0o600, None);
+        let locked = write_key(dir.path(), 0o600, Some("s3cret"));
+        let mut u = upstream(&plain, &[]);
+        u.identity_files = vec![locked.clone(), plain.clone()];
+        // Listed in the TOML table: the encrypted key must load.
+        let e = load_keys(&u).expect_err("no passphrase");
+        assert!(matches!(e, IdentityError::NeedsPassphrase { .. }), "{e}");
+        // From ssh_config: skipped, the others load.
+        u.skip_encrypted_identities = true;
+        let ids = load_keys(&u).expect("skipped");
+        let paths: Vec<&Path> = ids.iter().map(|i| i.path.as_path()).collect();
+        assert_eq!(paths, [plain.as_path()]);
     }
 
     #[test]

@@ -16,7 +16,6 @@ mod pattern;
 pub mod print;
 pub mod spec;
 mod tokens;
-pub mod upstream;
 
 use std::path::{Path, PathBuf};
 
@@ -197,6 +196,10 @@ fn resolved_hostname(o: &Options, host: &str) -> Result<String, SshConfigError> 
     })
 }
 
+/// OpenSSH's GlobalKnownHostsFile default; missing files are fine.
+pub const DEFAULT_GLOBAL_KNOWN_HOSTS: [&str; 2] =
+    ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
+
 /// OpenSSH's default identity files, in its order.
 const DEFAULT_IDENTITIES: [&str; 7] = [
     "~/.ssh/id_rsa",
@@ -268,7 +271,7 @@ fn finish(
             .iter()
             .map(|f| expand("GlobalKnownHostsFile", f))
             .collect::<Result<_, _>>()?,
-        None => crate::config::DEFAULT_GLOBAL_KNOWN_HOSTS
+        None => DEFAULT_GLOBAL_KNOWN_HOSTS
             .iter()
             .map(|s| s.to_string())
             .collect(),

@@ -9,8 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use tracing::warn;
 
+use crate::config::from_ssh_config::{upstream_from, ToUpstreamError};
 use crate::config::{self, Config, Listener, ListenerKind};
-use crate::ssh_config::upstream::upstream_from;
 use crate::ssh_config::{self, Local, Request, Resolved};
 
 pub use flags::{parse as parse_args, UpArgs, UsageError, USAGE};
@@ -24,10 +24,10 @@ pub enum UpError {
     Unsupported(String),
 }
 
-impl From<ssh_config::upstream::ToUpstreamError> for UpError {
-    fn from(e: ssh_config::upstream::ToUpstreamError) -> Self {
+impl From<ToUpstreamError> for UpError {
+    fn from(e: ToUpstreamError) -> Self {
         match e {
-            ssh_config::upstream::ToUpstreamError::SshConfig(e) => UpError::SshConfig(e),
+            ToUpstreamError::SshConfig(e) => UpError::SshConfig(e),
             other => UpError::Unsupported(other.to_string()),
         }
     }

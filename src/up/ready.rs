@@ -22,7 +22,7 @@ pub async fn serve(config: Config, ready_file: Option<PathBuf>) -> u8 {
     let Some(u) = config.upstreams.first().cloned() else {
         return EXIT_CONFIG;
     };
-    let ids = match identity::load_all(&u.identity_files, None) {
+    let ids = match identity::load_keys(&u) {
         Ok(ids) => ids,
         Err(e) => {
             crate::say_err!("jumpgate up: {e}");

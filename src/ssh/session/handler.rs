@@ -57,8 +57,8 @@ pub(super) struct JumpHandler {
     host: String,
     port: u16,
     known_hosts: std::path::PathBuf,
-    /// Read-only known_hosts files (see `Upstream::extra_known_hosts`).
-    extra_known_hosts: Vec<std::path::PathBuf>,
+    /// Read-only known_hosts files (see `Upstream::global_known_hosts`).
+    global_known_hosts: Vec<std::path::PathBuf>,
     policy: crate::config::HostKeyCheck,
     /// Cancels `JumpSession::dead` when russh drops the handler, which it
     /// does when the session task ends for any reason.
@@ -97,7 +97,7 @@ impl JumpHandler {
             host: endpoint.host.clone(),
             port: endpoint.port,
             known_hosts: u.known_hosts.clone(),
-            extra_known_hosts: u.extra_known_hosts.clone(),
+            global_known_hosts: u.global_known_hosts.clone(),
             policy: u.host_key_check,
             _dead: link.dead.clone().drop_guard(),
             failures: link.failures.clone(),
@@ -113,7 +113,7 @@ impl JumpHandler {
     fn files(&self) -> known_hosts::Files<'_> {
         known_hosts::Files {
             primary: &self.known_hosts,
-            extra: &self.extra_known_hosts,
+            extra: &self.global_known_hosts,
         }
     }
 }

@@ -84,7 +84,7 @@ impl SessionSettings {
 pub(super) fn known_hosts_files(u: &Upstream) -> known_hosts::Files<'_> {
     known_hosts::Files {
         primary: &u.known_hosts,
-        extra: &u.extra_known_hosts,
+        extra: &u.global_known_hosts,
     }
 }
 

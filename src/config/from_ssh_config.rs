@@ -1,21 +1,27 @@
-//! From a resolved ssh_config host to jumpgate's [`Upstream`]: the host
-//! name, port and user, the ProxyJump chain with every hop resolved
-//! through the same files (as ssh's `-J` does), identity files, known_hosts,
-//! host key checking, keepalives and the connect timeout. Used by `up` and
-//! by the TOML `ssh_config =` key.
+//! From a resolved ssh_config host (`crate::ssh_config::Resolved`) to
+//! jumpgate's [`Upstream`]: the host name, port and user, the ProxyJump
+//! chain with every hop resolved through the same files (as ssh's `-J`
+//! does), identity files, known_hosts, host key checking, keepalives, the
+//! connect timeout, remote forwards and algorithm lists. Used by `up` (the
+//! command line) and by `config::merge` (the TOML `ssh_config =` key).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tracing::warn;
-
-use super::{ConfigFiles, Local, Options, Request, Resolved, StrictHostKeyChecking};
-use crate::config::{self, Endpoint, Hop, HostKeyCheck, Keepalive, Upstream};
+use super::algorithms::Kind;
+use super::model::{
+    Algorithms, Endpoint, Hop, HostKeyCheck, Keepalive, RemoteForward, Upstream, DEFAULT_BACKOFF,
+    DEFAULT_KEEPALIVE, DEFAULT_MAX_CHANNELS, DEFAULT_SESSIONS, DEFAULT_STALL_TIMEOUT,
+    DEFAULT_TIMEOUT,
+};
+use crate::ssh_config::{
+    self as sc, ConfigFiles, Local, Options, Request, Resolved, StrictHostKeyChecking,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToUpstreamError {
     #[error(transparent)]
-    SshConfig(#[from] super::SshConfigError),
+    SshConfig(#[from] sc::SshConfigError),
     #[error(
         "{host}: ProxyCommand {command:?} is not supported by jumpgate: use ProxyJump instead"
     )]
@@ -36,7 +42,7 @@ pub enum ToUpstreamError {
 /// defaults), kept to the names russh implements, in the same order: ssh
 /// offers its list and the server picks, and we can only offer what we have.
 fn algorithm_list(
-    kind: crate::ssh::algorithms::Kind,
+    kind: Kind,
     keyword: &'static str,
     list: &[String],
 ) -> Result<Vec<String>, ToUpstreamError> {
@@ -56,8 +62,7 @@ fn algorithm_list(
     Ok(kept)
 }
 
-fn algorithms(r: &Resolved) -> Result<config::Algorithms, ToUpstreamError> {
-    use crate::ssh::algorithms::Kind;
+fn algorithms(r: &Resolved) -> Result<Algorithms, ToUpstreamError> {
     let [ciphers, kex, macs, host_keys] = r.algorithms_set;
     let pick = |set: bool,
                 kind,
@@ -70,7 +75,7 @@ fn algorithms(r: &Resolved) -> Result<config::Algorithms, ToUpstreamError> {
             Ok(None)
         }
     };
-    Ok(config::Algorithms {
+    Ok(Algorithms {
         kex: pick(kex, Kind::Kex, "KexAlgorithms", &r.kex_algorithms)?,
         ciphers: pick(ciphers, Kind::Cipher, "Ciphers", &r.ciphers)?,
         macs: pick(macs, Kind::Mac, "MACs", &r.macs)?,
@@ -85,7 +90,7 @@ fn algorithms(r: &Resolved) -> Result<config::Algorithms, ToUpstreamError> {
 
 /// RemoteForward/-R as the `tcpip-forward` request ssh sends: no bind
 /// address means the jump host's "localhost", `*` or empty means all.
-pub fn remote_forwards(r: &Resolved) -> Result<Vec<config::RemoteForward>, ToUpstreamError> {
+pub fn remote_forwards(r: &Resolved) -> Result<Vec<RemoteForward>, ToUpstreamError> {
     r.remote_forwards
         .iter()
         .map(|f| {
@@ -107,7 +112,7 @@ pub fn remote_forwards(r: &Resolved) -> Result<Vec<config::RemoteForward>, ToUps
                 Some("*") => String::new(),
                 Some(h) => h.to_owned(),
             };
-            Ok(config::RemoteForward {
+            Ok(RemoteForward {
                 bind_host,
                 bind_port: f.listen_port,
                 to_host: f.connect_host.clone().unwrap_or_default(),
@@ -163,12 +168,14 @@ pub fn upstream_from(
             identity_paths.insert(0, p.clone());
         }
     }
-    let identity_files = usable_identities(identity_paths);
+    // Missing files are skipped, as ssh does; encrypted ones are left to
+    // the agent when the keys are loaded (`skip_encrypted_identities`).
+    let identity_files = identity_paths.into_iter().filter(|p| p.exists()).collect();
     let keepalive = Keepalive {
         interval: if r.server_alive_interval > 0 {
             Duration::from_secs(u64::from(r.server_alive_interval))
         } else {
-            config::DEFAULT_KEEPALIVE.interval
+            DEFAULT_KEEPALIVE.interval
         },
         count_max: r.server_alive_count_max.clamp(1, 1000),
     };
@@ -186,7 +193,7 @@ pub fn upstream_from(
     let known_hosts = user_known
         .next()
         .unwrap_or_else(|| local.home.join(".ssh/known_hosts"));
-    let extra_known_hosts = user_known
+    let global_known_hosts = user_known
         .chain(r.global_known_hosts_files.iter().map(PathBuf::from))
         .collect();
     Ok(Upstream {
@@ -199,25 +206,26 @@ pub fn upstream_from(
         proxy_command: r.proxy_command_expanded.clone(),
         user: r.user.clone(),
         identity_files,
+        skip_encrypted_identities: true,
         passphrase: None,
         agent,
         agent_socket,
         known_hosts,
-        extra_known_hosts,
+        global_known_hosts,
         host_key_check: match r.strict_host_key_checking {
             StrictHostKeyChecking::Yes | StrictHostKeyChecking::Ask => HostKeyCheck::Strict,
             StrictHostKeyChecking::AcceptNew => HostKeyCheck::AcceptNew,
             StrictHostKeyChecking::No => HostKeyCheck::Off,
         },
         keepalive,
-        reconnect: config::DEFAULT_BACKOFF,
+        reconnect: DEFAULT_BACKOFF,
         connect_timeout: match r.connect_timeout {
             Some(t) if t > 0 => Duration::from_secs(u64::from(t)),
-            _ => config::DEFAULT_TIMEOUT,
+            _ => DEFAULT_TIMEOUT,
         },
-        sessions: config::DEFAULT_SESSIONS,
-        max_channels_per_session: config::DEFAULT_MAX_CHANNELS,
-        stall_timeout: config::DEFAULT_STALL_TIMEOUT,
+        sessions: DEFAULT_SESSIONS,
+        max_channels_per_session: DEFAULT_MAX_CHANNELS,
+        stall_timeout: DEFAULT_STALL_TIMEOUT,
         remote_forwards: remote_forwards(r)?,
         exit_on_forward_failure: r.exit_on_forward_failure,
         algorithms: algorithms(r)?,
@@ -234,7 +242,7 @@ pub fn upstream_from(
 /// Appends the hops for `-J h1,h2,...` (each resolved through the files),
 /// outermost first; h1's own ProxyJump comes before it.
 fn chain(
-    hops: &[super::UserHostPort],
+    hops: &[sc::UserHostPort],
     files: &ConfigFiles,
     local: &Local,
     out: &mut Vec<Hop>,
@@ -253,9 +261,9 @@ fn chain(
         if i > 0 {
             // Later hops are reached through the earlier ones: their own
             // ProxyJump does not apply (ssh passes -J for them).
-            cmdline.jump = Some(super::Jump::Disabled);
+            cmdline.jump = Some(sc::Jump::Disabled);
         }
-        let r = super::resolve(
+        let r = sc::resolve(
             &Request {
                 host: h.host.clone(),
                 cmdline,
@@ -288,22 +296,4 @@ fn chain(
         });
     }
     Ok(())
-}
-
-/// Identity files as ssh uses them: missing ones are skipped, and keys
-/// that need a passphrase are left to the agent (`up` never prompts).
-fn usable_identities(paths: Vec<PathBuf>) -> Vec<PathBuf> {
-    paths
-        .into_iter()
-        .filter(|p| p.exists())
-        .filter(|p| match crate::ssh::identity::load(p, None, "") {
-            Err(crate::ssh::identity::IdentityError::NeedsPassphrase { .. }) => {
-                warn!(identity = %p.display(), "encrypted key skipped: jumpgate up does not prompt; add it to ssh-agent");
-                false
-            }
-            // Other problems (permissions, format) are reported when the
-            // daemon loads the key, with the file named.
-            _ => true,
-        })
-        .collect()
 }
