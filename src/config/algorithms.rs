@@ -244,7 +244,8 @@ pub fn resolve(kind: Kind, list: Option<&[String]>) -> Result<Vec<&'static str>,
     })
 }
 
-/// Checks all four lists (for config validation).
+/// Checks all four lists at once (validation checks each list where it is
+/// written, in `config::upstream`).
 pub fn check(a: &Algorithms) -> Result<(), AlgorithmError> {
     resolve(Kind::Kex, a.kex.as_deref())?;
     resolve(Kind::Cipher, a.ciphers.as_deref())?;

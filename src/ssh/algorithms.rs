@@ -8,10 +8,8 @@ use std::borrow::Cow;
 use russh::keys::Algorithm;
 use russh::{cipher, kex, mac, Preferred};
 
-use crate::config::algorithms::is_host_certificate;
+use crate::config::algorithms::{is_host_certificate, resolve, Kind};
 use crate::config::Algorithms;
-
-pub use crate::config::algorithms::{check, resolve, AlgorithmError, Kind};
 
 /// Sent with every kex list: `ext-info-c` asks for server-sig-algs (which
 /// picks rsa-sha2-512/256 for RSA keys), the strict-kex marker turns on
@@ -72,6 +70,7 @@ fn host_cert(name: &str) -> Option<Algorithm> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::algorithms::check;
     use russh::keys::HashAlg;
 
     fn list(names: &[&str]) -> Vec<String> {
