@@ -277,6 +277,56 @@ const CORPUS: &[Case] = &[
         ],
     },
     Case {
+        // OpenSSH 9.2 splits Match lines with strdelim, so `=` separates a
+        // criterion from its value (its own regress/cfginclude.sh writes
+        // `Match host=a`); only `"` quotes there.
+        name: "Match criterion=value, with blanks around =, lists, quotes",
+        files: &[(
+            "match-eq.conf",
+            "Host alias\n  HostName real.example\n\
+             Match host=real.example\n  User eq1\n\
+             Match host=a,b,!c user=bob\n  Port 2301\n\
+             Match !host=zzz originalhost = alias\n  ServerAliveCountMax 4\n\
+             Match host =q\tlocaluser= nobody-here\n  Port 2302\n\
+             Match host=\"q\"\n  ConnectTimeout 8\n\
+             Match host='q'\n  ConnectTimeout 9\n\
+             Match user=carol # a comment\n  Port 2303\n\
+             Match final host=*.example\n  ServerAliveInterval 11\n",
+        )],
+        runs: &[
+            &["-F", "{dir}/match-eq.conf", "alias"],
+            &["-F", "{dir}/match-eq.conf", "-l", "bob", "a"],
+            &["-F", "{dir}/match-eq.conf", "-l", "bob", "c"],
+            &["-F", "{dir}/match-eq.conf", "q"],
+            &["-F", "{dir}/match-eq.conf", "carol@x"],
+        ],
+    },
+    Case {
+        // ssh checks hop names for shell metacharacters only on the command
+        // line; in a file they pass. The value is cut at the first blank.
+        name: "ProxyJump in a file: metacharacters, blanks, numeric hosts, none # comment",
+        files: &[(
+            "jump-odd.conf",
+            "Host p1\n  ProxyJump host;with;semicolon\n\
+             Host p2\n  ProxyJump user'with'quote@host\n\
+             Host p3\n  ProxyJump hop1 hop2,hop3\n\
+             Host p4\n  ProxyJump first,10.1.2.3\n\
+             Host p5\n  ProxyJump u@[192.0.2.1]:2222\n\
+             Host p6\n  ProxyJump none # comment\n",
+        )],
+        runs: &[
+            &["-F", "{dir}/jump-odd.conf", "p1"],
+            &["-F", "{dir}/jump-odd.conf", "p2"],
+            &["-F", "{dir}/jump-odd.conf", "p3"],
+            &["-F", "{dir}/jump-odd.conf", "p4"],
+            &["-F", "{dir}/jump-odd.conf", "p5"],
+            &["-F", "{dir}/jump-odd.conf", "p6"],
+            &["-F", "none", "-J", "a b", "x"],
+            &["-F", "none", "-J", " u@h", "x"],
+            &["-F", "none", "-o", "ProxyJump=a,b c", "x"],
+        ],
+    },
+    Case {
         name: "forwards: dynamic, local, remote, duplicates, brackets",
         files: &[(
             "fwd.conf",
@@ -417,6 +467,107 @@ async fn up_dash_g_matches_ssh_dash_g_over_the_corpus() {
     assert!(
         failures.is_empty(),
         "{} of {compared} runs differ from ssh -G:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// What ssh refuses, jumpgate refuses: exit 2 for a bad flag, 78 for a bad
+/// file (ssh exits 255 for both), and every line ssh prints is one of
+/// jumpgate's (after its `jumpgate up: ` prefix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_dash_g_refuses_what_ssh_dash_g_refuses() {
+    let home = Home::new();
+    let bad_match = [
+        "Match host==a\n  Port 1\n",
+        "Match \"host\"=a\n  Port 1\n",
+        "Match host=\n  Port 1\n",
+        "Match host a \"\" b\n  Port 1\n",
+        "Match canonical=a\n  Port 1\n",
+        "Match all=a\n  Port 1\n",
+        "Match host a =b\n  Port 1\n",
+    ];
+    let mut cases: Vec<(Vec<String>, i32)> = Vec::new();
+    for (i, text) in bad_match.iter().enumerate() {
+        let file = home.write(&format!("bad-match-{i}.conf"), text);
+        cases.push((
+            vec!["-F".into(), file.display().to_string(), "h".into()],
+            78,
+        ));
+    }
+    let bad_jumps = [
+        "host;with;semicolon",
+        "user'with'quote@host",
+        "ok,bad;x",
+        "bad;x,ok",
+        "u;v@h;x",
+        "a;b,c/d",
+        "-leading-dash",
+        "a$(id)b",
+        "a`id`b",
+        "a|b",
+        "a\\b",
+        "u\\@h",
+        " -u@h",
+        "  b",
+        "ssh://u%27x@h",
+        "a\u{1}b",
+    ];
+    for j in bad_jumps {
+        let mut flags = vec![vec!["-J".to_string(), j.to_string()]];
+        // `-o` drops blanks after `=`: only -J keeps a leading one.
+        if !j.starts_with(' ') {
+            flags.push(vec!["-o".into(), format!("ProxyJump={j}")]);
+        }
+        for flag in flags {
+            let mut args = vec!["-F".to_string(), "none".into()];
+            args.extend(flag);
+            args.push("dest".into());
+            cases.push((args, 2));
+        }
+    }
+    let mut failures = Vec::new();
+    for (args, want_code) in &cases {
+        let mut ssh_args = vec!["-G".to_string()];
+        ssh_args.extend(args.iter().cloned());
+        let ssh = run(&home, "ssh", &ssh_args).await;
+        assert_eq!(
+            ssh.code, 255,
+            "ssh -G {args:?} did not refuse: {}",
+            ssh.stdout
+        );
+        let mut ours_args = vec!["up".to_string(), "-G".to_string()];
+        ours_args.extend(args.iter().cloned());
+        let ours = run(&home, JUMPGATE, &ours_args).await;
+        if ours.code != *want_code {
+            failures.push(format!(
+                "{args:?}: jumpgate exited {} (want {want_code}); ssh said:\n{}\njumpgate said:\n{}{}",
+                ours.code, ssh.stderr, ours.stderr, ours.stdout
+            ));
+            continue;
+        }
+        let ours_lines: Vec<&str> = ours
+            .stderr
+            .lines()
+            .map(|l| l.strip_prefix("jumpgate up: ").unwrap_or(l))
+            .collect();
+        for line in ssh.stderr.lines().map(|l| l.trim_end_matches('\r')) {
+            if !ours_lines.iter().any(|l| l.starts_with(line)) {
+                failures.push(format!(
+                    "{args:?}: ssh's line {line:?} is missing from:\n{}",
+                    ours.stderr
+                ));
+            }
+        }
+    }
+    assert!(
+        cases.len() >= 37,
+        "the refusal corpus shrank: {}",
+        cases.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} differences from ssh -G:\n{}",
         failures.len(),
         failures.join("\n")
     );

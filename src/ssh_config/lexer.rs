@@ -66,6 +66,27 @@ fn strdelim(s: &str) -> (String, Option<&str>) {
     (token, Some(after))
 }
 
+/// A `Match` line's arguments as OpenSSH 9.2 splits them: with strdelim,
+/// not argv_split, so `=` separates a criterion from its value as blanks do
+/// (`Match host=a,b user=x`) and only `"` quotes. Splitting stops at the
+/// first empty token (`""`, a second `=`); the flag says whether text was
+/// left after it (ssh then reports extra arguments).
+pub fn split_match(s: &str) -> (Vec<String>, bool) {
+    let mut args = Vec::new();
+    let mut rest = s;
+    loop {
+        let (token, after) = strdelim(rest);
+        if token.is_empty() {
+            return (args, after.is_some_and(|a| !a.is_empty()));
+        }
+        args.push(token);
+        match after {
+            Some(a) => rest = a,
+            None => return (args, false),
+        }
+    }
+}
+
 /// OpenSSH's argv_split with comments on: arguments separated by blanks,
 /// `"..."` and `'...'` quoting, `\"`, `\'`, `\\` and `\ ` escapes.
 pub fn split_args(s: &str) -> Result<Vec<String>, String> {
@@ -151,6 +172,28 @@ mod tests {
             split_line("Port =  "),
             Err("no argument after keyword \"port\"".into())
         );
+    }
+
+    #[test]
+    fn match_arguments_split_at_equals_too() {
+        let split = |s: &str| split_match(s);
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            split("host=a,b user=x"),
+            (v(&["host", "a,b", "user", "x"]), false)
+        );
+        assert_eq!(split("host = a"), (v(&["host", "a"]), false));
+        assert_eq!(
+            split("host =a\tuser= b"),
+            (v(&["host", "a", "user", "b"]), false)
+        );
+        assert_eq!(split("host a =b"), (v(&["host", "a", "b"]), false));
+        assert_eq!(split("host=\"a b\""), (v(&["host", "a b"]), false));
+        assert_eq!(split("host='a'"), (v(&["host", "'a'"]), false));
+        assert_eq!(split("host==a"), (v(&["host"]), true));
+        assert_eq!(split("host a \"\" b"), (v(&["host", "a"]), true));
+        assert_eq!(split("\"host\"=a"), (v(&["host"]), true));
+        assert_eq!(split("host=a # c"), (v(&["host", "a", "#", "c"]), false));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! Used by `up` (the command line) and `config` (TOML `ssh_config =`).
 
 mod algs;
+mod jump;
 mod lexer;
 mod local;
 mod options;
@@ -20,9 +21,10 @@ mod tokens;
 use std::path::{Path, PathBuf};
 
 pub use algs::AlgKind;
+pub use jump::{Jump, JumpError};
 pub use local::Local;
 pub use options::{AddressFamily, Options, StrictHostKeyChecking};
-pub use spec::{Forward, Jump, UserHostPort};
+pub use spec::{Forward, UserHostPort};
 
 use parse::{Flags, Reader};
 

@@ -3,7 +3,8 @@
 //! wins"); lists (identities, forwards) accumulate without duplicates.
 //! Command-line flags are applied first, then the files.
 
-use super::spec::{Forward, Jump};
+use super::jump::Jump;
+use super::spec::Forward;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StrictHostKeyChecking {

@@ -8,11 +8,12 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::algs::{self, AlgKind};
-use super::lexer::{split_args, split_line};
+use super::jump::{vis, Jump, JumpError};
+use super::lexer::{split_args, split_line, split_match};
 use super::local::Local;
 use super::options::{first, AddressFamily, Options, StrictHostKeyChecking};
 use super::pattern::{match_hostname, match_pattern, match_pattern_list, ListMatch};
-use super::spec::{a2port, parse_forward, Jump};
+use super::spec::{a2port, parse_forward};
 use super::SshConfigError;
 
 /// OpenSSH's limit on nested Includes.
@@ -240,7 +241,14 @@ impl<'a> Reader<'a> {
                         .to_string()
                         .into());
                 }
-                let value = self.match_line(&mut args, at)?;
+                let (v, left_over) = split_match(&line.rest);
+                let value = self.match_line(&mut Args { v, i: 0 }, at)?;
+                if left_over {
+                    return Err(at
+                        .msg(format!("keyword {kw} extra arguments at end of line"))
+                        .into());
+                }
+                args.consume();
                 *active = value && !at.flags.never_match;
             }
             "include" => {
@@ -408,8 +416,16 @@ impl<'a> Reader<'a> {
             }
             "proxyjump" => {
                 args.consume();
-                let jump = Jump::parse(&line.rest)
-                    .ok_or_else(|| at.msg(format!("Invalid ProxyJump \"{}\"", line.rest)))?;
+                // Only the command line checks hop names (ssh does the same:
+                // `ProxyJump a;b` in a file is accepted).
+                let jump = if at.cmdline {
+                    Jump::parse_cmdline(&line.rest)
+                } else {
+                    Jump::parse(&line.rest).ok_or(JumpError::Syntax)
+                };
+                let jump = jump.map_err(|e| {
+                    e.lines(&at.msg(format!("Invalid ProxyJump \"{}\"", vis(&line.rest))))
+                })?;
                 if on && o.proxy_command.is_none() && o.jump.is_none() {
                     if !matches!(jump, Jump::Disabled) {
                         o.proxy_command = Some("none".into());

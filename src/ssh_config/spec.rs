@@ -2,7 +2,7 @@
 //! OpenSSH parses them: ports (numbers or /etc/services names), forwarding
 //! specifications (`[bind:]port[:host:hostport]`, brackets for IPv6),
 //! `[user@]host[:port]` and `ssh://user@host:port` destinations, and
-//! ProxyJump lists.
+//! ProxyJump hops (the lists themselves are in `jump`).
 
 use std::fmt;
 
@@ -367,79 +367,6 @@ pub fn parse_hop(s: &str) -> Option<UserHostPort> {
     }
 }
 
-/// A ProxyJump value, kept as OpenSSH keeps it: the last hop parsed and the
-/// hops before it as written (that is what `ssh -G` prints).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Jump {
-    /// `ProxyJump none`.
-    Disabled,
-    Hops {
-        /// The hops before the last, as written (`a,b`).
-        extra: Option<String>,
-        last: UserHostPort,
-    },
-}
-
-impl Jump {
-    /// OpenSSH's parse_jump: every hop must parse; comments and trailing
-    /// blanks are dropped.
-    pub fn parse(s: &str) -> Option<Jump> {
-        let s = s.split('#').next().unwrap_or("").trim_end();
-        if s.eq_ignore_ascii_case("none") {
-            return Some(Jump::Disabled);
-        }
-        let hops: Vec<&str> = s.split(',').collect();
-        for h in &hops {
-            parse_hop(h)?;
-        }
-        let (last, before) = hops.split_last()?;
-        Some(Jump::Hops {
-            extra: (!before.is_empty()).then(|| before.join(",")),
-            last: parse_hop(last)?,
-        })
-    }
-
-    /// Every hop, outermost first.
-    pub fn hops(&self) -> Vec<UserHostPort> {
-        match self {
-            Jump::Disabled => Vec::new(),
-            Jump::Hops { extra, last } => {
-                let mut v: Vec<UserHostPort> = extra
-                    .as_deref()
-                    .map(|e| e.split(',').filter_map(parse_hop).collect())
-                    .unwrap_or_default();
-                v.push(last.clone());
-                v
-            }
-        }
-    }
-
-    /// As `ssh -G` prints it (`proxyjump ...`); None for `none`.
-    pub fn display(&self) -> Option<String> {
-        let Jump::Hops { extra, last } = self else {
-            return None;
-        };
-        let mut s = String::new();
-        if let Some(e) = extra {
-            s.push_str(e);
-            s.push(',');
-        }
-        if let Some(u) = &last.user {
-            s.push_str(u);
-            s.push('@');
-        }
-        if last.host.contains(':') {
-            s.push_str(&format!("[{}]", last.host));
-        } else {
-            s.push_str(&last.host);
-        }
-        if let Some(p) = last.port {
-            s.push_str(&format!(":{p}"));
-        }
-        Some(s)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,7 +415,7 @@ mod tests {
     }
 
     #[test]
-    fn destinations_and_jumps() {
+    fn destinations() {
         let h = parse_user_host_port("a@b@host:2200").expect("parses");
         assert_eq!(h.user.as_deref(), Some("a@b"));
         assert_eq!((h.host.as_str(), h.port), ("host", Some(2200)));
@@ -505,18 +432,6 @@ mod tests {
         );
         assert_eq!(parse_ssh_uri("host"), Ok(None));
         assert_eq!(parse_ssh_uri("ssh://host/path"), Err(()));
-        let j = Jump::parse("a@j1:22,j2 # comment").expect("jump");
-        assert_eq!(j.display().as_deref(), Some("a@j1:22,j2"));
-        assert_eq!(j.hops().len(), 2);
-        assert_eq!(j.hops()[0].user.as_deref(), Some("a"));
-        assert_eq!(Jump::parse("none"), Some(Jump::Disabled));
-        assert_eq!(Jump::parse("a,@b"), None);
-        assert_eq!(
-            Jump::parse("ssh://u@x:2")
-                .and_then(|j| j.display())
-                .as_deref(),
-            Some("u@x:2")
-        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::ssh_config::spec::{parse_forward, parse_ssh_uri, Jump};
+use crate::ssh_config::spec::{parse_forward, parse_ssh_uri};
+use crate::ssh_config::Jump;
 use crate::ssh_config::{apply_option, AddressFamily, ConfigFiles, Local, Options};
 
 pub const USAGE: &str =
@@ -206,8 +207,8 @@ fn value_flag(f: char, v: &str, up: &mut UpArgs, local: &Local) -> Result<(), Us
             if o.proxy_command.is_some() {
                 return Err(UsageError("Cannot specify -J with ProxyCommand".into()));
             }
-            let j =
-                Jump::parse(v).ok_or_else(|| UsageError(format!("Invalid -J argument '{v}'")))?;
+            let j = Jump::parse_cmdline(v)
+                .map_err(|e| UsageError(e.lines(&format!("Invalid -J argument '{v}'"))))?;
             o.jump = Some(j);
             o.proxy_command = Some("none".into());
         }
