@@ -4,8 +4,7 @@
 //! - `black_holed_link_is_detected_and_recovered` and
 //!   `two_hop_proxy_jump_reaches_a_host_only_the_first_can_see` run real sshds inside a
 //!   network namespace the test creates (198.18.0.0/15 addresses only). They need root,
-//!   iproute2 and `tc`; when those are unusable they fail under CI and are skipped loudly
-//!   elsewhere.
+//!   iproute2 and `tc`; without them they fail and say so (`support::require`).
 //! - The other tests point the real jumpgate binary at `support::fault_host`: the demo's
 //!   in-process russh jump host on 127.0.0.1, made slow, refusing or silent through its
 //!   hooks.
@@ -24,8 +23,9 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::support::fault_host::{Behaviour, FaultHost};
-use crate::support::netns::{self, NetNs};
+use crate::support::netns::NetNs;
 use crate::support::process::{run_for, run_ok, ChildGuard, Logs};
+use crate::support::require;
 use crate::support::socks::{self, Dest};
 use crate::support::{curl, within, Gate, GateConfig, Sshd, SshdOptions};
 
@@ -35,28 +35,6 @@ const TEST_LIMIT: Duration = Duration::from_secs(150);
 const TOOL_LIMIT: Duration = Duration::from_secs(20);
 
 // === Shared helpers ===
-
-/// Whether namespace tests can run; panics under CI when they cannot.
-fn netns_available() -> bool {
-    match netns::usable() {
-        Ok(()) => true,
-        Err(why) => skip_or_fail(&format!("network namespaces are unusable: {why}")),
-    }
-}
-
-/// Under CI a missing capability is a failure; elsewhere the test is skipped loudly.
-fn skip_or_fail(why: &str) -> bool {
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but {why}");
-    }
-    use std::io::Write as _;
-    // Straight to stderr: the harness captures eprintln! of passing tests.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!! SKIPPED: {why} (run as root with iproute2 and tc) !!!!!\n"
-    );
-    false
-}
 
 /// Polls `cond` every 20 ms until it holds or `limit` passes; returns whether it held.
 async fn wait_until(limit: Duration, cond: impl Fn() -> bool) -> bool {
@@ -298,9 +276,8 @@ fn device_with(ns: Option<&str>, ip: Ipv4Addr) -> String {
 /// issue's bound), then the pool must come back once the link returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn black_holed_link_is_detected_and_recovered() {
-    if !netns_available() {
-        return;
-    }
+    require::netns();
+    require::on_path(&["tc"], "iproute2");
     within(TEST_LIMIT, "test", async {
         // Dropped in reverse order: black hole, gate, echo, sshd, then the namespace.
         let ns = NetNs::create(&[]).unwrap_or_else(|e| panic!("create network namespace: {e:#}"));
@@ -329,10 +306,10 @@ async fn black_holed_link_is_detected_and_recovered() {
         let cut_at = Instant::now();
         let mut hole = match BlackHole::cut(&ns, &host_dev, &ns_dev) {
             Ok(h) => h,
-            Err(why) => {
-                skip_or_fail(&format!("cannot black-hole a veth with tc: {why}"));
-                return;
-            }
+            Err(why) => require::missing(
+                &format!("cannot black-hole a veth with tc: {why}"),
+                "run as root with iproute2's tc on a kernel with the netem or pfifo qdisc",
+            ),
         };
         let lost = gate
             .wait_log(Duration::from_secs(15), is_session_lost)
@@ -583,9 +560,7 @@ const HIDDEN_HTTP_PORT: u16 = 8081;
 /// too. The gate reaches the page only through both hops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hop_proxy_jump_reaches_a_host_only_the_first_can_see() {
-    if !netns_available() {
-        return;
-    }
+    require::netns();
     within(TEST_LIMIT, "test", async {
         let ns = NetNs::create(&[HIDDEN_NAME])
             .unwrap_or_else(|e| panic!("create network namespace: {e:#}"));

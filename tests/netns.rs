@@ -2,37 +2,19 @@
 //! sshd runs in a network namespace with an intranet address the host cannot reach and
 //! a name only the namespace can resolve; curl reaches it by name through the gate.
 //!
-//! Needs root and iproute2. When `ip netns` is unusable the test fails under CI (CI
-//! must be able to run it) and is skipped loudly elsewhere.
+//! Needs root and iproute2; without them the test fails and says so
+//! (`support::require`).
 
-use std::io::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::netns::{self, NetNs};
+use crate::support::netns::NetNs;
 use crate::support::process::{offline_command, run_for, ChildGuard, Logs};
+use crate::support::require;
 use crate::support::{curl, within, Gate, GateConfig, Sshd, SshdOptions};
 
 const INTRANET_NAME: &str = "intranet.jumpgate.test";
 const HTTP_PORT: u16 = 8080;
-
-/// Whether to run; panics under CI when namespaces are unusable.
-fn netns_available() -> bool {
-    match netns::usable() {
-        Ok(()) => true,
-        Err(why) if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but network namespaces are unusable: {why}")
-        }
-        Err(why) => {
-            // Straight to stderr: the harness captures eprintln! of passing tests.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!!!! SKIPPED: network namespace test: {why} (run as root with iproute2) !!!!!\n"
-            );
-            false
-        }
-    }
-}
 
 /// `python3 -m http.server` inside the namespace, on the intranet address.
 struct IntranetWeb {
@@ -101,9 +83,7 @@ impl IntranetWeb {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_name_behind_the_jump_host_resolves_only_there() {
-    if !netns_available() {
-        return;
-    }
+    require::netns();
     within(Duration::from_secs(180), "test", async {
         // Dropped in reverse order: gate, web server, sshd, then the namespace.
         let ns = NetNs::create(&[INTRANET_NAME])

@@ -4,12 +4,11 @@
 //! alert rules rely on exist before any session is checked in `admin`.)
 //!
 //! promtool and prometheus come from Debian's `prometheus` package
-//! (scripts/test-all.sh installs it); without them these tests fail under CI and are
-//! skipped loudly elsewhere.
+//! (scripts/test-all.sh installs it); without them these tests fail and say so
+//! (`support::require`).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use crate::pool::{kill_sshd_tree, restart_sshd, sshd_pid};
 use crate::support::admin::{admin_addr, get, known_workload, sample, try_get, ADMIN_TOML};
 use crate::support::process::{offline_command, offline_tokio_command, ChildGuard, Logs};
-use crate::support::{free_port, within, Gate, GateConfig, Sshd};
+use crate::support::{free_port, require, within, Gate, GateConfig, Sshd};
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);
 
@@ -28,24 +27,6 @@ const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 /// How long Prometheus may take to show what the gate exports (1 s scrapes).
 const PROM_LIMIT: Duration = Duration::from_secs(30);
-
-/// Whether `tool` exists; under CI a missing tool is a failure, elsewhere the test is
-/// skipped loudly.
-fn have(tool: &str) -> bool {
-    if Path::new(tool).is_file() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but {tool} is missing (apt-get install prometheus)");
-    }
-    use std::io::Write as _;
-    // Straight to stderr: the harness captures eprintln! of passing tests.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!! SKIPPED: {tool} is missing (apt-get install prometheus) !!!!!\n"
-    );
-    false
-}
 
 /// A gate with the admin endpoint on an ephemeral port, and that port.
 async fn gate_with_admin(cfg: GateConfig) -> (Gate, SocketAddr) {
@@ -63,9 +44,7 @@ async fn gate_with_admin(cfg: GateConfig) -> (Gate, SocketAddr) {
 /// nothing (promtool exits 3 on lint problems, 1 on parse errors).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrape_passes_promtool_check_metrics() {
-    if !have(PROMTOOL) {
-        return;
-    }
+    require::program(PROMTOOL, "prometheus");
     within(TEST_LIMIT, "test", async {
         let sshd = Sshd::start().await;
         let (gate, admin) = gate_with_admin(GateConfig::new(&sshd)).await;
@@ -277,9 +256,7 @@ fn percent_encode(s: &str) -> String {
 /// the exact counts of a known workload (5 tunnels, 1 refused CONNECT, 1 BIND).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_gate() {
-    if !have(PROMETHEUS) {
-        return;
-    }
+    require::program(PROMETHEUS, "prometheus");
     within(TEST_LIMIT, "test", async {
         let sshd = Sshd::start().await;
         let (gate, admin) = gate_with_admin(GateConfig::new(&sshd)).await;

@@ -6,7 +6,7 @@
 //! port and a bad URL.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use crate::support::admin::{admin_addr, get};
 use crate::support::socks::{self, Dest};
 use crate::support::targets::{self, Server};
-use crate::support::{gate, process, refused_addr, within, Gate, GateConfig, Sshd};
+use crate::support::{gate, process, refused_addr, require, within, Gate, GateConfig, Sshd};
 
 const TEST_LIMIT: Duration = Duration::from_secs(90);
 
@@ -183,25 +183,6 @@ async fn status_json_shows_the_workload() {
     .await;
 }
 
-/// The Chromium binary, or None (a failure when CI is set).
-fn chromium() -> Option<PathBuf> {
-    let found = ["chromium", "chromium-browser"].iter().find_map(|name| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium is not installed (apt-get install chromium); CI needs it"
-        );
-        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
-    }
-    found
-}
-
 /// Runs headless Chromium on `url` with `args` under the offline resolver and
 /// a deadline (killed by PID when it passes); returns stdout.
 async fn headless(browser: &Path, work: &Path, url: &str, args: &[String]) -> String {
@@ -257,7 +238,7 @@ fn field<'a>(row: &'a str, name: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_in_headless_chromium() {
-    let Some(browser) = chromium() else { return };
+    let browser = require::on_path(&["chromium", "chromium-browser"], "chromium");
     within(TEST_LIMIT, "test", async {
         let scene = Scene::start().await;
         let s = scene.settled_status().await;

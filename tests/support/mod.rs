@@ -1,7 +1,9 @@
 //! Test support: a real sshd per test (`sshd`), the jumpgate process (`gate`), its
 //! admin endpoint (`admin`), a raw SOCKS5 client (`socks`), local target servers
 //! (`targets`), deterministic byte streams (`pattern`), network namespaces (`netns`),
-//! process helpers (`process`) and a faulty in-process jump host (`fault_host`).
+//! process helpers (`process`), a faulty in-process jump host (`fault_host`) and the
+//! machine's prerequisites (`require`: a test that cannot run fails and says what to
+//! install).
 //!
 //! Everything here cleans up on `Drop` (processes killed by PID, temp dirs removed,
 //! namespaces deleted) and every wait is bounded.
@@ -12,6 +14,7 @@ pub mod gate;
 pub mod netns;
 pub mod pattern;
 pub mod process;
+pub mod require;
 pub mod socks;
 pub mod sshd;
 pub mod targets;

@@ -514,22 +514,8 @@ fn current_user() -> &'static str {
 
 /// Fails with a message that says which tool is missing (never skip silently).
 fn check_tools() {
-    for tool in [SSHD, "/usr/bin/ssh-keygen"] {
-        let found = Path::new(tool).exists()
-            || Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "command -v {} >/dev/null",
-                    tool.rsplit('/').next().unwrap_or(tool)
-                ))
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-        assert!(
-            found,
-            "{tool} is missing: install openssh-server and openssh-client"
-        );
-    }
+    super::require::program(SSHD, "openssh-server");
+    super::require::program("/usr/bin/ssh-keygen", "openssh-client");
 }
 
 fn keygen(path: &Path, type_args: &[&str], passphrase: Option<&str>) {
