@@ -2,7 +2,6 @@
 //! bench overruns its time budget), /proc readings (RSS, peak RSS, CPU ticks), and the
 //! open-files limit the 5,000-tunnel figure needs.
 
-use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -23,9 +22,7 @@ impl ChildGuard {
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {what} ({cmd:?})"))?;
-        if let Ok(mut live) = LIVE.lock() {
-            live.push(child.id());
-        }
+        watch(child.id());
         Ok(ChildGuard {
             what: what.to_string(),
             child,
@@ -53,10 +50,22 @@ impl Drop for ChildGuard {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
-        let pid = self.child.id();
-        if let Ok(mut live) = LIVE.lock() {
-            live.retain(|p| *p != pid);
-        }
+        unwatch(self.child.id());
+    }
+}
+
+/// Puts `pid` under the watchdog. ChildGuard does it for its own children; the sshd
+/// fixture shared with the tests has its own guard and is registered this way.
+pub fn watch(pid: u32) {
+    if let Ok(mut live) = LIVE.lock() {
+        live.push(pid);
+    }
+}
+
+/// Takes `pid` (reaped by now) off the watchdog's list.
+pub fn unwatch(pid: u32) {
+    if let Ok(mut live) = LIVE.lock() {
+        live.retain(|p| *p != pid);
     }
 }
 
@@ -250,26 +259,6 @@ pub fn ensure_nofile(need: u64) -> Result<u64> {
         );
     }
     Ok(now)
-}
-
-/// Writes a key pair with ssh-keygen (ed25519, no passphrase).
-pub fn keygen(path: &Path) -> Result<()> {
-    run_ok(
-        Command::new("ssh-keygen")
-            .args([
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "jumpgate-bench",
-                "-f",
-            ])
-            .arg(path),
-        Duration::from_secs(60),
-    )?;
-    Ok(())
 }
 
 /// A free TCP port on 127.0.0.1 (another process may take it before we use it;

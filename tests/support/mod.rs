@@ -15,16 +15,19 @@ pub mod netns;
 pub mod pattern;
 pub mod process;
 pub mod require;
+#[cfg(test)]
+mod selftest;
 pub mod socks;
 pub mod sshd;
 pub mod targets;
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
 pub use gate::{Gate, GateConfig};
+pub use process::free_port;
 pub use sshd::{CertAuthority, KeyKind, Sshd, SshdOptions};
 
 /// Runs a test body under a deadline, so that no test can hang the suite.
@@ -33,15 +36,6 @@ pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>
         Ok(v) => v,
         Err(_) => panic!("{what}: did not finish within {limit:?}"),
     }
-}
-
-/// A loopback TCP port that nothing listens on right now (bound, read, released).
-///
-/// Another process may take it before we use it: callers that bind it retry, callers
-/// that want a refused port accept that small race.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
 }
 
 /// A loopback address where nothing listens (connections are refused).

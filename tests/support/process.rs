@@ -1,6 +1,6 @@
-//! Child processes for tests: a guard that kills its own child by PID on drop, log
+//! Child processes for tests (and the bench's sshd, which shares this file): a guard that kills its own child by PID on drop, log
 //! capture from pipes, commands with a deadline, and the "offline resolver" wrapper
-//! that keeps name lookups of a child inside /etc/hosts.
+//! that keeps name lookups of a child inside /etc/hosts; and free loopback ports.
 //!
 //! Why the offline resolver: the host's resolver here is a non-loopback address, and a
 //! test must never send traffic off the machine. Every sshd, jumpgate and curl that
@@ -14,6 +14,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A loopback TCP port that nothing listens on right now (bound, read, released).
+///
+/// Another process may take it before we use it: callers that bind it retry, callers
+/// that want a refused port accept that small race.
+pub fn free_port() -> u16 {
+    let l =
+        std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
 
 /// A child process that is killed (SIGKILL, by its PID) and reaped when dropped.
 pub struct ChildGuard {
@@ -253,26 +263,4 @@ pub fn run_ok(cmd: &mut Command, limit: Duration) -> String {
         );
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    #[test]
-    fn strip_ansi_removes_colours() {
-        assert_eq!(
-            strip_ansi("\u{1b}[2m2026\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m listening"),
-            "2026  INFO listening"
-        );
-    }
-
-    #[test]
-    fn offline_nsswitch_keeps_other_databases() {
-        let nss = offline_nsswitch("passwd: files\nhosts:   files dns\ngroup: files\n");
-        assert!(nss.contains("passwd: files\n"));
-        assert!(nss.contains("group: files\n"));
-        assert!(nss.contains("hosts: files\n"));
-        assert!(!nss.contains("dns"));
-    }
 }

@@ -64,20 +64,3 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    #[should_panic(expected = "this test cannot run: none of [\"jg-no-such-program\"]")]
-    fn a_missing_program_fails_the_test() {
-        on_path(&["jg-no-such-program"], "nothing");
-    }
-
-    #[test]
-    fn a_present_program_is_found() {
-        assert!(program("/bin/sh", "dash").is_file());
-        assert!(on_path(&["jg-no-such-program", "sh"], "dash").is_file());
-    }
-}

@@ -5,6 +5,9 @@
 //!
 //! sshd on the host runs with the offline resolver (see `process`), so a name that is
 //! not in /etc/hosts fails on the jump side without any DNS traffic.
+//!
+//! The e2e bench compiles this same file (benches/support/sshd.rs), so it may use only
+//! `super::process` and `super::require` from its parent.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -72,7 +75,8 @@ pub struct SshdOptions {
     /// `PermitOpen` value (e.g. "127.0.0.1:1"): direct-tcpip channels to any other
     /// destination are refused as "administratively prohibited".
     pub permit_open: Option<String>,
-    /// Extra sshd_config lines (e.g. "RekeyLimit 1G").
+    /// Extra sshd_config lines (e.g. "RekeyLimit 1G"). They come first, so they
+    /// override the defaults (sshd keeps a keyword's first value).
     pub extra_config: Vec<String>,
     /// Run inside this network namespace, listening on this address, port 22.
     pub netns: Option<(String, Ipv4Addr)>,
@@ -94,7 +98,7 @@ pub struct Sshd {
     /// Makes the names of keys generated later unique.
     keys_made: AtomicU32,
     /// Kills sshd on drop.
-    _child: ChildGuard,
+    child: ChildGuard,
 }
 
 impl Sshd {
@@ -138,7 +142,7 @@ impl Sshd {
         }
         let mut last_log = String::new();
         for attempt in 1..=BIND_ATTEMPTS {
-            let port = fixed_port.unwrap_or_else(super::free_port);
+            let port = fixed_port.unwrap_or_else(super::process::free_port);
             let config = dir.path().join("sshd_config");
             let text = sshd_config(dir.path(), host, port, &opts);
             std::fs::write(&config, &text).expect("write sshd_config");
@@ -175,7 +179,7 @@ impl Sshd {
                         known_hosts,
                         log,
                         keys_made: AtomicU32::new(0),
-                        _child: child,
+                        child,
                         dir,
                     };
                 }
@@ -195,6 +199,12 @@ impl Sshd {
 
     pub fn host(&self) -> IpAddr {
         self.host
+    }
+
+    /// The listening sshd (its per-connection children do the work: the bench
+    /// counts their CPU).
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
     }
 
     pub fn port(&self) -> u16 {
@@ -449,6 +459,9 @@ fn sshd_config(dir: &Path, host: IpAddr, port: u16, opts: &SshdOptions) -> Strin
     }
     let _ = writeln!(c, "AuthorizedKeysFile {d}/authorized_keys");
     let _ = writeln!(c, "PidFile {d}/sshd.pid");
+    for line in &opts.extra_config {
+        let _ = writeln!(c, "{line}");
+    }
     for line in [
         "UsePAM no",
         "StrictModes no",
@@ -470,9 +483,6 @@ fn sshd_config(dir: &Path, host: IpAddr, port: u16, opts: &SshdOptions) -> Strin
     }
     if let Some(p) = &opts.permit_open {
         let _ = writeln!(c, "PermitOpen {p}");
-    }
-    for line in &opts.extra_config {
-        let _ = writeln!(c, "{line}");
     }
     c
 }
@@ -580,58 +590,5 @@ async fn try_banner(addr: SocketAddr) -> Result<(), String> {
             "unexpected banner {:?}",
             String::from_utf8_lossy(&buf[..n])
         ))
-    }
-}
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    use crate::support::process::run_for;
-
-    /// The fixture itself: OpenSSH's client logs in with strict host key checking and
-    /// every key kind, and the wrong known_hosts is refused. If this fails, every
-    /// jumpgate test would fail for a reason that is not jumpgate's.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn fixture_sshd_accepts_openssh_client() {
-        let sshd = Sshd::start().await;
-        let ssh = |key: &Path, kh: &Path| {
-            let mut c = tokio::process::Command::new("ssh");
-            c.args(sshd.ssh_args(key, kh)).arg("true");
-            c
-        };
-        let limit = Duration::from_secs(30);
-        let out = run_for(&mut ssh(sshd.client_key(), sshd.known_hosts()), limit).await;
-        assert!(
-            out.status.success(),
-            "ssh: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for kind in [KeyKind::Ecdsa, KeyKind::Rsa] {
-            let key = sshd.new_client_key(kind, None);
-            let out = run_for(&mut ssh(&key, sshd.known_hosts()), limit).await;
-            assert!(
-                out.status.success(),
-                "ssh {kind:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let hashed = sshd.hashed_known_hosts();
-        assert!(sshd.known_hosts_has_host_key(&hashed));
-        let out = run_for(&mut ssh(sshd.client_key(), &hashed), limit).await;
-        assert!(
-            out.status.success(),
-            "ssh hashed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let wrong = sshd.wrong_known_hosts();
-        assert!(!sshd.known_hosts_has_host_key(&wrong));
-        let out = run_for(&mut ssh(sshd.client_key(), &wrong), limit).await;
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success() && err.contains(&sshd.host_key_fingerprint()),
-            "{err}"
-        );
-        assert_eq!(sshd.logins(), 4, "sshd log:\n{}", sshd.log());
     }
 }
