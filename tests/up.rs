@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::ssh_config::Home;
 use crate::support::gate::{parse_addr, JUMPGATE};
 use crate::support::process::{offline_command, ChildGuard, Logs};
-use crate::support::{curl, free_port, targets, within, Sshd, SshdOptions};
+use crate::support::{curl, free_port, targets, within, CertAuthority, KeyKind, Sshd, SshdOptions};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -489,6 +489,60 @@ async fn unknown_host_key_and_wrong_key_fail_at_once() {
         let (code, err) = up_exit(dir.path(), &base(sshd.known_hosts(), &stranger)).await;
         assert_eq!(code, Some(78), "{err}");
         assert!(err.contains("Permission denied"), "{err}");
+    })
+    .await;
+}
+
+/// `ssh -N -D PORT -i KEY` logs in with `KEY-cert.pub` beside the key against an
+/// sshd that trusts only a user CA (no key in authorized_keys); so must `jumpgate
+/// up -i KEY`, whose first login used to load the keys without their
+/// certificates and failed with "Permission denied (publickey)".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_dash_i_uses_the_certificate_next_to_the_key() {
+    within(LIMIT, "up -i with a certificate", async {
+        let ca = CertAuthority::new();
+        let sshd = Sshd::start_with(SshdOptions {
+            extra_config: vec![ca.sshd_line()],
+            ..SshdOptions::default()
+        })
+        .await;
+        let key = sshd.new_unlisted_key(KeyKind::Ed25519);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ready = dir.path().join("ready");
+        let args = |port: u16| {
+            let mut a = direct_args(&sshd, port, &ready);
+            let i = a.iter().position(|x| x == "-i").expect("-i in direct_args");
+            a[i + 1] = p(&key);
+            a
+        };
+
+        // The fixture: without a certificate the key is not enough.
+        let (code, err) = up_exit(dir.path(), &args(free_port())).await;
+        assert_eq!(code, Some(78), "{err}");
+        assert!(err.contains("Permission denied (publickey)"), "{err}");
+
+        ca.sign(&key, "jg-up", sshd.user(), None);
+        // The reference: ssh itself logs in with the certificate beside the key.
+        let mut ssh = Command::new("ssh");
+        ssh.args(sshd.ssh_args(&key, sshd.known_hosts()))
+            .arg("true");
+        crate::support::process::run_ok(&mut ssh, Duration::from_secs(20));
+
+        let web = targets::http("certified up".into()).await;
+        let mut up = Up::spawn(dir, &args(free_port()));
+        let addr = up.wait_ready().await;
+        let url = format!("http://localhost:{}/", web.port());
+        let got = curl(up.dir.path(), "--socks5-hostname", addr, &url).await;
+        assert_eq!(got.code, 0, "curl: {}\n{}", got.stderr, up.logs.text());
+        assert_eq!(got.body, "certified up");
+        let cert_logins = sshd
+            .log()
+            .lines()
+            .filter(|l| l.contains("Accepted publickey for") && l.contains("ID jg-up "))
+            .count();
+        // ssh's, then jumpgate's first login and its pool's session.
+        assert!(cert_logins >= 3, "sshd log:\n{}", sshd.log());
+        assert_eq!(up.terminate().await, Some(0), "{}", up.logs.text());
     })
     .await;
 }
