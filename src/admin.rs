@@ -2,11 +2,13 @@
 //! `/metrics` (Prometheus text format), `/healthz` (the process is alive),
 //! `/readyz` (200 only when every upstream has a ready session and we are not
 //! draining; the body names the ones that are not), `/status` (JSON, see
-//! `status`) and `/`, a self-contained HTML page over `/status`. Started by
-//! `daemon`.
+//! `status`, read from the pools, the limits and the metrics by
+//! [`StatusSource`]) and `/`, a self-contained HTML page over `/status`.
+//! Started by `daemon`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,7 +19,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::status::StatusSource;
+use crate::limit::Limits;
+use crate::metrics::ConnResult;
+use crate::ssh::pool::Pool;
+use crate::status::{LimitsStatus, ListenerInfo, ListenerStatus, Status, UpstreamStatus};
 
 /// The status page: one self-contained file (no external assets) that
 /// polls `/status`.
@@ -126,4 +131,57 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<
         r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
     r
+}
+
+/// Everything `/status` reads, owned by the daemon.
+pub struct StatusSource {
+    pub started: Instant,
+    pub pools: Vec<Arc<Pool>>,
+    pub listeners: Vec<ListenerInfo>,
+    pub limits: Arc<Limits>,
+}
+
+impl StatusSource {
+    pub fn snapshot(&self, draining: bool) -> Status {
+        let upstreams: Vec<UpstreamStatus> = self.pools.iter().map(|p| p.status()).collect();
+        let m = crate::metrics::get();
+        let count = |l: &str, r: ConnResult| m.connections.with_label_values(&[l, r.label()]).get();
+        let listeners = self
+            .listeners
+            .iter()
+            .map(|l| ListenerStatus {
+                name: l.name.clone(),
+                kind: l.kind.clone(),
+                bind: l.bind.clone(),
+                via: l.via.clone(),
+                connections_active: m.connections_active.with_label_values(&[&l.name]).get(),
+                connections_ok: count(&l.name, ConnResult::Ok),
+                connections_failed: count(&l.name, ConnResult::Failed),
+                connections_rejected: count(&l.name, ConnResult::Rejected),
+                connections_rate_limited: count(&l.name, ConnResult::RateLimited),
+            })
+            .collect();
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            ready: !draining && upstreams.iter().all(|u| u.ready),
+            draining,
+            upstreams,
+            listeners,
+            limits: limits_status(&self.limits),
+        }
+    }
+}
+
+/// The `[limits]` settings and counters, for `/status`.
+fn limits_status(limits: &Limits) -> LimitsStatus {
+    LimitsStatus {
+        connections_per_second_per_client: limits
+            .settings()
+            .connections_per_second_per_client
+            .map(std::num::NonZeroU32::get),
+        max_connections: limits.settings().max_connections,
+        connections: limits.open(),
+        rate_limited: limits.refused(),
+    }
 }

@@ -1,21 +1,16 @@
-//! Command line: subcommands, and the one place where errors become messages
-//! and exit codes (0 ok, 1 runtime failure, 2 usage (clap), 78 config).
+//! Command line: the subcommands (clap), the runtime, and the dispatch to
+//! the module that does each (`daemon::startup` for `run`, `up`, `demo`,
+//! `check`, `status_table`), each returning its exit code (`exit`). Nothing
+//! imports from here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tracing::error;
 
 use crate::config::Config;
-use crate::daemon::{Daemon, Shutdown};
-use crate::ssh::identity;
-use crate::ssh::session::{JumpSession, SessionSettings};
-
-pub const EXIT_RUNTIME: u8 = 1;
-pub const EXIT_CONFIG: u8 = 78;
-pub const EXIT_USAGE: u8 = 2;
+use crate::daemon::startup::{Startup, DEFAULT_GRACE};
+use crate::exit::{EXIT_CONFIG, EXIT_RUNTIME, EXIT_USAGE};
 
 const UP_HELP: &str = "Like `ssh -N -D ...`, with the same flags and ssh_config (-F FILE, else
 ~/.ssh/config and /etc/ssh/ssh_config), served by jumpgate's session pool.
@@ -26,9 +21,6 @@ const UP_HELP: &str = "Like `ssh -N -D ...`, with the same flags and ssh_config 
   --ready-file PATH  written (listener addresses) once logged in and listening
   --admin IP:PORT    serve /metrics, /status ... there
 Exit codes: 0 stopped by a signal, 1 runtime failure, 2 usage, 78 configuration.";
-
-/// How long open tunnels may finish after SIGTERM/SIGINT.
-const GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -138,7 +130,10 @@ pub fn main() -> ExitCode {
     let code = rt.block_on(async {
         match cli.command {
             Command::Run { config } => run(&config).await,
-            Command::Check { config } => check(&config).await,
+            Command::Check { config } => match load(&config) {
+                Ok(c) => crate::check::run(&config, &c).await,
+                Err(code) => code,
+            },
             Command::Demo { port } => crate::demo::run(port).await,
             Command::Up { .. } => match up {
                 Some(u) => crate::up::run(u).await,
@@ -159,80 +154,27 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
-fn load(path: &std::path::Path) -> Result<Config, u8> {
+/// The config file, or the message and the exit code (78).
+fn load(path: &Path) -> Result<Config, u8> {
     Config::load(path).map_err(|e| {
         crate::say_err!("jumpgate: {e}");
         EXIT_CONFIG
     })
 }
 
-/// Binds, then serves until a signal; returns the exit code.
-pub async fn serve_config(config: Config) -> u8 {
-    let daemon = match Daemon::bind(config).await {
-        Ok(d) => d,
-        Err(e) => {
-            crate::say_err!("jumpgate: {e}");
-            return e.exit_code();
-        }
-    };
-    let shutdown = Shutdown::new(GRACE);
-    if let Err(e) = shutdown.on_signals() {
-        error!(error = %e, "cannot install signal handlers");
-        return EXIT_RUNTIME;
-    }
-    match daemon.serve(shutdown).await {
-        Ok(()) => 0,
-        Err(e) => {
-            crate::say_err!("jumpgate: {e}");
-            e.exit_code()
-        }
-    }
-}
-
-async fn run(path: &std::path::Path) -> u8 {
+/// `jumpgate run`: the daemon, foreground, until a signal.
+async fn run(path: &Path) -> u8 {
     match load(path) {
-        Ok(c) => serve_config(c).await,
+        Ok(config) => {
+            Startup {
+                who: "jumpgate",
+                first_login: false,
+                grace: DEFAULT_GRACE,
+                readiness: None,
+            }
+            .run(config)
+            .await
+        }
         Err(code) => code,
     }
-}
-
-async fn check(path: &std::path::Path) -> u8 {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    crate::say_out!("{}: config ok", path.display());
-    let mut code = 0;
-    for u in &config.upstreams {
-        let ids = match identity::load_upstream(u) {
-            Ok(ids) => ids,
-            Err(e) => {
-                crate::say_out!("upstream {}: FAILED: {e}", u.name);
-                code = EXIT_CONFIG;
-                continue;
-            }
-        };
-        let settings = SessionSettings::new(u.clone(), ids);
-        for target in 0..u.hosts.len() {
-            let shown = settings.describe(target);
-            match JumpSession::connect(&settings, target).await {
-                Ok(s) => {
-                    crate::say_out!(
-                        "upstream {} {}: ok (logged in as {})",
-                        u.name,
-                        shown,
-                        u.user
-                    );
-                    s.disconnect("jumpgate check done").await;
-                }
-                Err(e) => {
-                    crate::say_out!("upstream {} {}: FAILED: {e}", u.name, shown);
-                    if code == 0 {
-                        code = EXIT_RUNTIME;
-                    }
-                }
-            }
-        }
-    }
-    code
 }

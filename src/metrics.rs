@@ -1,7 +1,9 @@
-//! Prometheus metrics (names and labels as in DESIGN.md). One registry per
-//! process, built once; label values come from the code (listener and
-//! upstream names from the config, results and reasons from enums), never
-//! from client input, so cardinality is bounded by the config.
+//! Prometheus metrics: the `jumpgate_*` families and the process collector.
+//! One registry per process, built once; label values come from the code
+//! (listener and upstream names from the config, results and reasons from
+//! enums), never from client input, so cardinality is bounded by the config.
+//! Everything that counts (`ssh`, `proxy`, `relay`) writes here; `admin`
+//! renders it at `/metrics`. This module imports nothing of jumpgate's.
 
 use std::sync::OnceLock;
 
@@ -24,17 +26,28 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
 }
 
-/// `jumpgate_connections_total{result}`.
-#[derive(Debug, Clone, Copy)]
+/// `jumpgate_connections_total{result}`: how one client connection ended.
+/// Handles are looked up by variant (`proxy::ListenerMetrics::connections`),
+/// never by discriminant, so reordering the variants cannot mislabel a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnResult {
-    Ok = 0,
-    Rejected = 1,
-    Failed = 2,
-    RateLimited = 3,
+    Ok,
+    Rejected,
+    Failed,
+    RateLimited,
 }
 
 impl ConnResult {
-    pub fn as_str(self) -> &'static str {
+    /// Every result, for code that creates or reads all series.
+    pub const ALL: [ConnResult; 4] = [
+        ConnResult::Ok,
+        ConnResult::Rejected,
+        ConnResult::Failed,
+        ConnResult::RateLimited,
+    ];
+
+    /// The `result` label.
+    pub fn label(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Rejected => "rejected",
@@ -160,7 +173,7 @@ mod tests {
     fn every_metric_renders_with_its_labels() {
         let m = get();
         m.connections
-            .with_label_values(&["l", ConnResult::Ok.as_str()])
+            .with_label_values(&["l", ConnResult::Ok.label()])
             .inc();
         m.connect_duration.with_label_values(&["u"]).observe(0.003);
         m.sessions.with_label_values(&["u", "ready"]).set(2);
@@ -173,5 +186,23 @@ mod tests {
         ] {
             assert!(text.contains(name), "missing {name} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn every_result_is_listed_once_with_its_own_label() {
+        // Exhaustive: a new variant fails to compile here until it is in ALL.
+        let position = |r: ConnResult| match r {
+            ConnResult::Ok => 0,
+            ConnResult::Rejected => 1,
+            ConnResult::Failed => 2,
+            ConnResult::RateLimited => 3,
+        };
+        for (i, r) in ConnResult::ALL.iter().enumerate() {
+            assert_eq!(position(*r), i, "{r:?}");
+        }
+        let mut labels: Vec<&str> = ConnResult::ALL.iter().map(|r| r.label()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), ConnResult::ALL.len(), "{labels:?}");
     }
 }

@@ -1,17 +1,16 @@
 //! What `/status` reports (JSON), the HTML page at `/` and `jumpgate status`
 //! show: per upstream its hosts, sessions (state, age, channels, traffic) and
 //! recent errors; listeners; limits. The types are shared by the server
-//! (`StatusSource::snapshot`) and the `jumpgate status` client, which
-//! deserialises them, so both ends agree by construction.
+//! (`admin::StatusSource::snapshot`, filled by `ssh::pool`, `limit` and
+//! `proxy`) and the `jumpgate status` client, which deserialises them, so
+//! both ends agree by construction. Plain data: this module imports nothing
+//! of jumpgate's, so the layers that fill it do not depend on each other.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-
-use crate::limit::Limits;
-use crate::ssh::pool::Pool;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Status {
@@ -104,20 +103,6 @@ pub struct LimitsStatus {
     pub rate_limited: u64,
 }
 
-impl LimitsStatus {
-    pub fn of(limits: &Limits) -> LimitsStatus {
-        LimitsStatus {
-            connections_per_second_per_client: limits
-                .settings()
-                .connections_per_second_per_client
-                .map(std::num::NonZeroU32::get),
-            max_connections: limits.settings().max_connections,
-            connections: limits.open(),
-            rate_limited: limits.refused(),
-        }
-    }
-}
-
 /// How many recent errors an upstream keeps for `/status`.
 pub const RECENT_ERRORS: usize = 20;
 
@@ -160,44 +145,4 @@ pub struct ListenerInfo {
     pub kind: String,
     pub bind: String,
     pub via: String,
-}
-
-/// Everything `/status` reads, owned by the daemon.
-pub struct StatusSource {
-    pub started: Instant,
-    pub pools: Vec<Arc<Pool>>,
-    pub listeners: Vec<ListenerInfo>,
-    pub limits: Arc<Limits>,
-}
-
-impl StatusSource {
-    pub fn snapshot(&self, draining: bool) -> Status {
-        let upstreams: Vec<UpstreamStatus> = self.pools.iter().map(|p| p.status()).collect();
-        let m = crate::metrics::get();
-        let count = |l: &str, r: &str| m.connections.with_label_values(&[l, r]).get();
-        let listeners = self
-            .listeners
-            .iter()
-            .map(|l| ListenerStatus {
-                name: l.name.clone(),
-                kind: l.kind.clone(),
-                bind: l.bind.clone(),
-                via: l.via.clone(),
-                connections_active: m.connections_active.with_label_values(&[&l.name]).get(),
-                connections_ok: count(&l.name, "ok"),
-                connections_failed: count(&l.name, "failed"),
-                connections_rejected: count(&l.name, "rejected"),
-                connections_rate_limited: count(&l.name, "rate_limited"),
-            })
-            .collect();
-        Status {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            uptime_seconds: self.started.elapsed().as_secs_f64(),
-            ready: !draining && upstreams.iter().all(|u| u.ready),
-            draining,
-            upstreams,
-            listeners,
-            limits: LimitsStatus::of(&self.limits),
-        }
-    }
 }

@@ -220,13 +220,13 @@ pub async fn run(url: &AdminUrl) -> u8 {
                 None => 0,
                 Some(why) => {
                     crate::say_err!("jumpgate: not ready: {why}");
-                    crate::cli::EXIT_RUNTIME
+                    crate::exit::EXIT_RUNTIME
                 }
             }
         }
         Err(e) => {
             crate::say_err!("jumpgate: {e}");
-            crate::cli::EXIT_RUNTIME
+            crate::exit::EXIT_RUNTIME
         }
     }
 }

@@ -1,8 +1,9 @@
 //! `jumpgate demo`: the embedded default. Starts an in-process jump host
 //! (`jump_host`) on loopback with fresh keys, writes the client key and a
 //! known_hosts line to a private temp dir, and runs the ordinary daemon
-//! against it, so the demo exercises the real path (key files, host key
-//! check, SOCKS, relay) with no setup.
+//! against it on the one startup path (`daemon::startup`), so the demo
+//! exercises the real path (key files, host key check, SOCKS, relay) with no
+//! setup. Its own part: trying the next port when the asked one is taken.
 
 pub mod jump_host;
 
@@ -12,22 +13,22 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use russh::keys::{Algorithm, PrivateKey};
-use tracing::error;
-
-use crate::cli::EXIT_RUNTIME;
 use crate::config::{
     Config, Endpoint, HostKeyCheck, Listener, ListenerKind, Upstream, DEFAULT_BACKOFF,
     DEFAULT_KEEPALIVE, DEFAULT_MAX_CHANNELS, DEFAULT_SESSIONS, DEFAULT_STALL_TIMEOUT,
 };
-use crate::daemon::{Daemon, DaemonError, Shutdown};
-use crate::ssh::identity;
+use crate::daemon::startup::{Binds, Startup};
+use crate::daemon::DaemonError;
+use crate::exit::EXIT_RUNTIME;
 use jump_host::{JumpHost, JumpHostConfig, DEMO_HOST};
+use russh::keys::{Algorithm, PrivateKey};
 
 /// Ports tried after the requested one before letting the OS choose.
 const PORT_TRIES: u16 = 10;
 /// The admin endpoint's default port (`[admin] bind`), used when free.
 const ADMIN_PORT: u16 = 9191;
+/// How long open tunnels may finish after Ctrl-C: a demo has nothing to lose.
+const GRACE: Duration = Duration::from_secs(2);
 
 pub async fn run(first_port: u16) -> u8 {
     match start(first_port).await {
@@ -47,10 +48,6 @@ enum DemoError {
     Files(#[from] std::io::Error),
     #[error("{0}")]
     JumpHost(#[from] jump_host::JumpHostError),
-    #[error("{0}")]
-    Daemon(#[from] DaemonError),
-    #[error("{0}")]
-    Identity(#[from] identity::IdentityError),
 }
 
 async fn start(first_port: u16) -> Result<u8, DemoError> {
@@ -112,66 +109,67 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
         algorithms: Default::default(),
         certificate_files: vec![],
     };
-    let ids = identity::load_all(&upstream.identity_files, None)?;
-    drop(ids); // loaded again by the daemon; this only fails early with a clear error
-
-    let daemon = bind_first_free(upstream, first_port).await?;
-    let Some((_, addr)) = daemon.local_addrs().into_iter().next() else {
+    let config = Config {
+        upstreams: vec![upstream],
+        listeners: vec![Listener {
+            name: "demo".into(),
+            kind: ListenerKind::Socks5,
+            bind: SocketAddr::from(([127, 0, 0, 1], first_port)),
+            via: 0,
+            handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+        }],
+        // The admin endpoint's usual port if free, else any.
+        admin: Some(SocketAddr::from(([127, 0, 0, 1], ADMIN_PORT))),
+        limits: Default::default(),
+    };
+    let startup = Startup {
+        who: "jumpgate demo",
+        first_login: false,
+        grace: GRACE,
+        readiness: None,
+    };
+    let mut next_ports = (1..PORT_TRIES)
+        .filter_map(|i| first_port.checked_add(i))
+        .chain([0]);
+    let bound = startup
+        .bind(config, |binds, e| next_free(binds, e, &mut next_ports))
+        .await;
+    let daemon = match bound {
+        Ok(d) => d,
+        Err(code) => return Ok(code),
+    };
+    let Some(socks) = daemon.listeners().into_iter().next() else {
         return Ok(EXIT_RUNTIME);
     };
-    print_instructions(addr, daemon.admin_addr());
-    let shutdown = Shutdown::new(Duration::from_secs(2));
-    if let Err(e) = shutdown.on_signals() {
-        error!(error = %e, "cannot install signal handlers");
-        return Ok(EXIT_RUNTIME);
-    }
-    if let Err(e) = daemon.serve(shutdown).await {
-        error!(error = %e, "stopped");
-        return Ok(EXIT_RUNTIME);
-    }
+    print_instructions(socks.addr, daemon.admin_addr());
+    let code = startup.serve(daemon).await;
     drop(jump);
     drop(dir);
-    Ok(0)
+    Ok(code)
 }
 
-async fn bind_first_free(upstream: Upstream, first: u16) -> Result<Daemon, DemoError> {
-    let mut ports: Vec<u16> = (0..PORT_TRIES)
-        .filter_map(|i| first.checked_add(i))
-        .collect();
-    ports.push(0);
-    let mut last = None;
-    // The admin endpoint's usual port if free, else any.
-    let mut admin = SocketAddr::from(([127, 0, 0, 1], ADMIN_PORT));
-    let mut next = 0;
-    while let Some(&port) = ports.get(next) {
-        let config = Config {
-            upstreams: vec![upstream.clone()],
-            listeners: vec![Listener {
-                name: "demo".into(),
-                kind: ListenerKind::Socks5,
-                bind: SocketAddr::from(([127, 0, 0, 1], port)),
-                via: 0,
-                handshake_timeout: Duration::from_secs(10),
-                connect_timeout: Duration::from_secs(10),
-            }],
-            admin: Some(admin),
-            limits: Default::default(),
-        };
-        match Daemon::bind(config).await {
-            Ok(d) => return Ok(d),
-            Err(DaemonError::Bind { listener, .. }) if listener == "admin" && admin.port() != 0 => {
+/// The demo's retry rule when a port is taken: the admin endpoint moves to
+/// any free port, the SOCKS listener to the next of `ports` (the ones after
+/// the asked port, then any); other errors end the demo.
+fn next_free(binds: Binds<'_>, e: &DaemonError, ports: &mut impl Iterator<Item = u16>) -> bool {
+    match e {
+        DaemonError::Bind { listener, .. } if listener == "admin" => match binds.admin {
+            Some(admin) if admin.port() != 0 => {
                 admin.set_port(0); // and the same SOCKS port again
+                true
             }
-            Err(e @ DaemonError::Bind { .. }) => {
-                last = Some(e);
-                next += 1;
+            _ => false,
+        },
+        DaemonError::Bind { .. } => match (ports.next(), binds.listeners.first_mut()) {
+            (Some(port), Some(l)) => {
+                l.bind.set_port(port);
+                true
             }
-            Err(e) => return Err(e.into()),
-        }
+            _ => false,
+        },
+        _ => false,
     }
-    Err(last
-        .map(DemoError::from)
-        .unwrap_or_else(|| DemoError::Keys("no port".into())))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -13,19 +13,22 @@
 //! with backoff, as are all refusals without the option.
 //!
 //! The session's handler (`ssh::session`) passes incoming channels here
-//! through a bounded queue; `daemon` runs `RemoteForwarder::run`.
+//! through a bounded queue (`Pool::take_forwarded`); `daemon` runs
+//! `RemoteForwarder::run`. The accounting and the relay with its log line
+//! are the listeners' (`tunnel`).
 
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
-use super::socks5::{Active, ListenerMetrics};
+use super::metrics::ListenerMetrics;
+use super::tunnel::{self, Dest, Tally};
 use crate::config::{Endpoint, RemoteForward};
 use crate::metrics::ConnResult;
-use crate::relay::{self, End};
 use crate::ssh::pool::{Jitter, Pool};
 use crate::ssh::session::{ForwardedChannel, JumpSession};
 use crate::status::ListenerInfo;
@@ -60,7 +63,7 @@ struct Forward {
     cfg: RemoteForward,
     /// Its `listener` label in the metrics: `UPSTREAM:R<bind>`.
     label: String,
-    metrics: ListenerMetrics,
+    metrics: Arc<ListenerMetrics>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,7 +87,7 @@ impl RemoteForwarder {
             .map(|cfg| {
                 let label = format!("{}:R{}", u.name, bind_of(cfg));
                 Forward {
-                    metrics: ListenerMetrics::new(&label, &u.name),
+                    metrics: Arc::new(ListenerMetrics::new(&label, &u.name)),
                     label,
                     cfg: cfg.clone(),
                 }
@@ -283,21 +286,18 @@ impl RemoteForwarder {
             return;
         };
         let f = &self.forwards[i];
-        let m = &f.metrics;
-        let _active = Active::new(m.active.clone());
-        let outcome = |r: ConnResult| m.connections[r as usize].inc();
+        let tally = Tally::start(f.metrics.clone());
         let to = Endpoint {
             host: f.cfg.to_host.clone(),
             port: f.cfg.to_port,
         };
-        let started = std::time::Instant::now();
         let within = self.pool.settings.upstream.connect_timeout;
         let connected = tokio::time::timeout(
             within,
             TcpStream::connect((f.cfg.to_host.as_str(), f.cfg.to_port)),
         )
         .await;
-        m.connect_duration.observe(started.elapsed().as_secs_f64());
+        tally.connected();
         let tcp = match connected {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => {
@@ -305,7 +305,7 @@ impl RemoteForwarder {
                 fc.reply
                     .reject(russh::ChannelOpenFailure::ConnectFailed)
                     .await;
-                outcome(ConnResult::Failed);
+                tally.count(ConnResult::Failed);
                 return;
             }
             Err(_) => {
@@ -313,13 +313,13 @@ impl RemoteForwarder {
                 fc.reply
                     .reject(russh::ChannelOpenFailure::ConnectFailed)
                     .await;
-                outcome(ConnResult::Failed);
+                tally.count(ConnResult::Failed);
                 return;
             }
         };
         let _ = tcp.set_nodelay(true);
         fc.reply.accept().await;
-        outcome(ConnResult::Ok);
+        tally.count(ConnResult::Ok);
         let channels = crate::metrics::get()
             .channels_active
             .with_label_values(&[self.pool.name()]);
@@ -330,28 +330,20 @@ impl RemoteForwarder {
             return;
         };
         let stall = self.pool.settings.upstream.stall_timeout;
-        let stats = relay::run(
+        let dest = Dest::Fixed(to.to_string());
+        tunnel::relay(
             tcp,
-            bytes::Bytes::new(),
+            Bytes::new(),
             channel,
             &mut guard,
-            &m.meter,
+            &tally,
             stall,
+            &dest,
             force,
         )
         .await;
         drop(guard);
         channels.dec();
-        let secs = stats.elapsed.as_secs_f64();
-        let session = fc.session.id;
-        match stats.end {
-            End::Closed | End::ClientGone(_) => {
-                info!(%to, session, up = stats.up, down = stats.down, secs, end = ?stats.end, "tunnel closed")
-            }
-            _ => {
-                warn!(%to, session, up = stats.up, down = stats.down, secs, end = ?stats.end, "tunnel ended abnormally")
-            }
-        }
     }
 }
 

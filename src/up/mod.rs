@@ -1,7 +1,8 @@
 //! `jumpgate up`: ssh's command line (`-D`, `-J`, `-p`, `-o`, `-F` ...) and
-//! ssh_config, turned into a jumpgate [`Config`] and run like `jumpgate
-//! run`, with a readiness signal for scripts (a line on stderr and
-//! `--ready-file`). `-G` prints the resolved configuration as `ssh -G`.
+//! ssh_config, turned into a jumpgate [`Config`] and run on the daemon's one
+//! startup path (`daemon::startup`) with a first login and a readiness
+//! signal for scripts (a line on stderr and `--ready-file`). `-G` prints the
+//! resolved configuration as `ssh -G`. Flags are parsed in `flags`.
 
 pub mod flags;
 
@@ -11,6 +12,8 @@ use tracing::warn;
 
 use crate::config::from_ssh_config::{upstream_from, ToUpstreamError};
 use crate::config::{self, Config, Listener, ListenerKind};
+use crate::daemon::startup::{Readiness, Startup, DEFAULT_GRACE};
+use crate::exit::{EXIT_CONFIG, EXIT_OK};
 use crate::ssh_config::{self, Local, Request, Resolved};
 
 pub use flags::{parse as parse_args, UpArgs, UsageError, USAGE};
@@ -46,7 +49,9 @@ pub fn resolve(up: &UpArgs, local: &Local) -> Result<Resolved, ssh_config::SshCo
 }
 
 /// The jumpgate configuration `up` runs: one upstream (the destination,
-/// through its ProxyJump chain), one SOCKS5 listener per -D/DynamicForward.
+/// through its ProxyJump chain), one `socks5` listener per -D/DynamicForward
+/// and one `forward` listener per -L/LocalForward; -R/RemoteForward stay
+/// with the upstream.
 pub fn to_config(r: &Resolved, up: &UpArgs, local: &Local) -> Result<Config, UpError> {
     if r.dynamic_forwards.is_empty() && r.local_forwards.is_empty() && r.remote_forwards.is_empty()
     {
@@ -131,7 +136,7 @@ pub async fn run(up: UpArgs) -> u8 {
         Ok(r) => r,
         Err(e) => {
             crate::say_err!("{e}");
-            return crate::cli::EXIT_CONFIG;
+            return EXIT_CONFIG;
         }
     };
     for w in &resolved.warnings {
@@ -146,16 +151,23 @@ pub async fn run(up: UpArgs) -> u8 {
             use std::io::Write as _;
             let _ = write!(std::io::stdout(), "{}", ssh_config::print::print(&resolved));
         }
-        return 0;
+        return EXIT_OK;
     }
     let config = match to_config(&resolved, &up, &local) {
         Ok(c) => c,
         Err(e) => {
             crate::say_err!("jumpgate up: {e}");
-            return crate::cli::EXIT_CONFIG;
+            return EXIT_CONFIG;
         }
     };
-    ready::serve(config, up.ready_file).await
+    Startup {
+        who: "jumpgate up",
+        first_login: true,
+        grace: DEFAULT_GRACE,
+        readiness: Some(Readiness {
+            file: up.ready_file,
+        }),
+    }
+    .run(config)
+    .await
 }
-
-mod ready;

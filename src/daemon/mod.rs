@@ -1,6 +1,13 @@
-//! Wiring: from a validated `Config` to running listeners and upstream
-//! supervisors, in a fixed order (load keys, bind every socket, log the
-//! addresses, serve), and the two-phase shutdown (drain, then force).
+//! Wiring: from a validated `Config` to running listeners, upstream pools
+//! and the admin endpoint. [`load_keys`] reads every upstream's keys,
+//! [`Daemon::bind`] binds every socket (or fails before serving), and
+//! [`Daemon::serve`] runs until the shutdown, in two phases (drain, then
+//! force). The order, the first login and the readiness signal of the
+//! commands that serve (`run`, `up`, `demo`) are `startup`'s.
+
+mod ready;
+pub mod shutdown;
+pub mod startup;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,16 +18,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::config::{Config, ListenerKind};
+use crate::admin::StatusSource;
+use crate::config::Config;
+use crate::exit::{EXIT_CONFIG, EXIT_RUNTIME};
 use crate::limit::Limits;
-use crate::proxy::forward::ForwardListener;
 use crate::proxy::remote_forward::{ForwardError, RemoteForwarder};
-use crate::proxy::socks5::{ListenerMetrics, Socks5Listener};
 use crate::proxy::Listener;
 use crate::ssh::identity::{self, IdentityError};
 use crate::ssh::pool::Pool;
 use crate::ssh::session::SessionSettings;
-use crate::status::{ListenerInfo, StatusSource};
+use crate::status::ListenerInfo;
+
+pub use shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -44,52 +53,36 @@ impl DaemonError {
     /// a busy port may free up (1).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Identity { .. } => 78,
-            Self::Bind { .. } | Self::Forward(_) => 1,
+            Self::Identity { .. } => EXIT_CONFIG,
+            Self::Bind { .. } | Self::Forward(_) => EXIT_RUNTIME,
         }
     }
 }
 
-/// The shutdown signals: `drain` stops accepting and lets tunnels finish,
-/// `force` ends the tunnels still open after `grace`.
-#[derive(Clone)]
-pub struct Shutdown {
-    pub drain: CancellationToken,
-    pub force: CancellationToken,
-    pub grace: Duration,
+/// Every upstream's identities, with the certificates found next to them
+/// or named in `certificate_files`, in `config.upstreams` order.
+pub fn load_keys(config: &Config) -> Result<Vec<SessionSettings>, DaemonError> {
+    config
+        .upstreams
+        .iter()
+        .map(|u| {
+            let ids = identity::load_upstream(u).map_err(|source| DaemonError::Identity {
+                upstream: u.name.clone(),
+                source,
+            })?;
+            Ok(SessionSettings::new(u.clone(), ids))
+        })
+        .collect()
 }
 
-impl Shutdown {
-    pub fn new(grace: Duration) -> Shutdown {
-        Shutdown {
-            drain: CancellationToken::new(),
-            force: CancellationToken::new(),
-            grace,
-        }
-    }
-
-    /// Cancels `drain` on SIGINT or SIGTERM; a second signal forces.
-    pub fn on_signals(&self) -> std::io::Result<()> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let me = self.clone();
-        tokio::spawn(async move {
-            for n in 0..2 {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-                if n == 0 {
-                    info!("signal received: draining (again to force)");
-                    me.drain.cancel();
-                } else {
-                    me.force.cancel();
-                }
-            }
-        });
-        Ok(())
-    }
+/// A bound listener, as logs and readiness signals show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundListener {
+    pub name: String,
+    /// `kind` as in the config (`socks5`, `forward`).
+    pub kind: &'static str,
+    /// The bound address (port 0 resolved).
+    pub addr: SocketAddr,
 }
 
 /// Everything bound and loaded, not yet serving.
@@ -101,15 +94,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub async fn bind(config: Config) -> Result<Daemon, DaemonError> {
-        let mut upstreams = Vec::new();
-        for u in &config.upstreams {
-            let ids = identity::load_upstream(u).map_err(|source| DaemonError::Identity {
-                upstream: u.name.clone(),
-                source,
-            })?;
-            upstreams.push(Pool::new(SessionSettings::new(u.clone(), ids)));
-        }
+    /// Binds every socket of `config`, serving through `upstreams` (one pool
+    /// per `config.upstreams`, in its order; not started until `serve`).
+    pub async fn bind(upstreams: Vec<Arc<Pool>>, config: &Config) -> Result<Daemon, DaemonError> {
         let limits = Limits::new(config.limits);
         let mut listeners = Vec::new();
         for l in &config.listeners {
@@ -120,29 +107,7 @@ impl Daemon {
                     addr: l.bind,
                     source,
                 })?;
-            let upstream = upstreams[l.via].clone();
-            let metrics = ListenerMetrics::new(&l.name, upstream.name());
-            let listener = match &l.kind {
-                ListenerKind::Socks5 => Listener::Socks5(Arc::new(Socks5Listener {
-                    name: l.name.clone(),
-                    upstream,
-                    handshake_timeout: l.handshake_timeout,
-                    connect_timeout: l.connect_timeout,
-                    metrics,
-                    limits: limits.clone(),
-                })),
-                ListenerKind::Forward { host, port } => {
-                    Listener::Forward(Arc::new(ForwardListener {
-                        name: l.name.clone(),
-                        upstream,
-                        host: host.clone(),
-                        port: *port,
-                        connect_timeout: l.connect_timeout,
-                        metrics,
-                        limits: limits.clone(),
-                    }))
-                }
-            };
+            let listener = Listener::new(l, upstreams[l.via].clone(), limits.clone());
             listeners.push((listener, tcp));
         }
         let admin = match config.admin {
@@ -167,11 +132,17 @@ impl Daemon {
         })
     }
 
-    /// The bound addresses, by listener name (port 0 resolved).
-    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+    /// The bound listeners, in config order.
+    pub fn listeners(&self) -> Vec<BoundListener> {
         self.listeners
             .iter()
-            .filter_map(|(l, t)| t.local_addr().ok().map(|a| (l.name().to_owned(), a)))
+            .filter_map(|(l, t)| {
+                t.local_addr().ok().map(|addr| BoundListener {
+                    name: l.name().to_owned(),
+                    kind: l.kind(),
+                    addr,
+                })
+            })
             .collect()
     }
 
@@ -246,11 +217,11 @@ impl Daemon {
         }
         for (l, tcp) in self.listeners {
             if let Ok(addr) = tcp.local_addr() {
-                match &l {
-                    Listener::Forward(f) => {
-                        info!(listener = %l.name(), kind = l.kind(), %addr, via = %l.upstream().name(), to = %f.destination(), "listening")
+                match l.destination() {
+                    Some(to) => {
+                        info!(listener = %l.name(), kind = l.kind(), %addr, via = %l.upstream().name(), %to, "listening")
                     }
-                    Listener::Socks5(_) => {
+                    None => {
                         info!(listener = %l.name(), kind = l.kind(), %addr, via = %l.upstream().name(), "listening")
                     }
                 }

@@ -1,0 +1,49 @@
+//! `jumpgate check`: with a config that loaded, reads every upstream's keys
+//! (with certificates) and logs in once to each of its hosts, one line per
+//! host on stdout; the exit code says whether all worked (78 for a key
+//! problem, 1 for a failed login). Serves nothing. Talks to `ssh`.
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::exit::{EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME};
+use crate::ssh::identity;
+use crate::ssh::session::{JumpSession, SessionSettings};
+
+/// Checks `config` (read from `path`); returns the exit code.
+pub async fn run(path: &Path, config: &Config) -> u8 {
+    crate::say_out!("{}: config ok", path.display());
+    let mut code = EXIT_OK;
+    for u in &config.upstreams {
+        let ids = match identity::load_upstream(u) {
+            Ok(ids) => ids,
+            Err(e) => {
+                crate::say_out!("upstream {}: FAILED: {e}", u.name);
+                code = EXIT_CONFIG;
+                continue;
+            }
+        };
+        let settings = SessionSettings::new(u.clone(), ids);
+        for target in 0..u.hosts.len() {
+            let shown = settings.describe(target);
+            match JumpSession::connect(&settings, target).await {
+                Ok(s) => {
+                    crate::say_out!(
+                        "upstream {} {}: ok (logged in as {})",
+                        u.name,
+                        shown,
+                        u.user
+                    );
+                    s.disconnect("jumpgate check done").await;
+                }
+                Err(e) => {
+                    crate::say_out!("upstream {} {}: FAILED: {e}", u.name, shown);
+                    if code == EXIT_OK {
+                        code = EXIT_RUNTIME;
+                    }
+                }
+            }
+        }
+    }
+    code
+}
