@@ -2,11 +2,12 @@
 //! serving local SOCKS5 endpoints whose CONNECTs become `direct-tcpip`
 //! channels. `main.rs` is a thin shell over `cli::main`.
 //!
-//! Layers, each importing only those below it: `cli` (commands) over
-//! `daemon` (wiring, startup, shutdown), `up`, `demo`, `check` and
-//! `status_table`; then `admin` and `proxy` (listeners); then `ssh`, `relay`,
-//! `limit`; then `config` and `ssh_config`; and at the bottom the shared
-//! vocabulary: `exit`, `metrics`, `status`, `telemetry`.
+//! Layers, top down: `cli` parses and dispatches, and nothing imports it;
+//! the commands (`up`, `demo`, `check`, `status_table`) import no other
+//! command; `daemon` (wiring, the one `startup` path, shutdown) runs the
+//! serving ones over `admin` and `proxy`; below them `ssh`, `relay`,
+//! `config`, `ssh_config` and `limit`; and `exit`, `metrics`, `status` and
+//! `telemetry` are shared vocabulary that imports nothing of jumpgate's.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(

@@ -204,3 +204,57 @@ fn print_instructions(addr: SocketAddr, admin: Option<SocketAddr>) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind_error(listener: &str, port: u16) -> DaemonError {
+        DaemonError::Bind {
+            listener: listener.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            source: std::io::ErrorKind::AddrInUse.into(),
+        }
+    }
+
+    fn listener(port: u16) -> Listener {
+        Listener {
+            name: "demo".into(),
+            kind: ListenerKind::Socks5,
+            bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            via: 0,
+            handshake_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn a_taken_port_moves_the_listener_on_and_the_admin_to_any() {
+        let mut listeners = vec![listener(1080)];
+        let mut admin = Some(SocketAddr::from(([127, 0, 0, 1], ADMIN_PORT)));
+        let mut ports = [1081, 0].into_iter();
+        let mut retry = |e: &DaemonError, l: &mut Vec<Listener>, a: &mut Option<SocketAddr>| {
+            let binds = Binds {
+                listeners: l,
+                admin: a,
+            };
+            next_free(binds, e, &mut ports)
+        };
+        // The admin port is taken: any port for it, the same SOCKS port.
+        assert!(retry(
+            &bind_error("admin", 9191),
+            &mut listeners,
+            &mut admin
+        ));
+        assert_eq!(admin.map(|a| a.port()), Some(0));
+        assert_eq!(listeners[0].bind.port(), 1080);
+        // Taken again on port 0 is not a busy port: give up.
+        assert!(!retry(&bind_error("admin", 0), &mut listeners, &mut admin));
+        // The SOCKS port is taken: the next one, then any, then give up.
+        assert!(retry(&bind_error("demo", 1080), &mut listeners, &mut admin));
+        assert_eq!(listeners[0].bind.port(), 1081);
+        assert!(retry(&bind_error("demo", 1081), &mut listeners, &mut admin));
+        assert_eq!(listeners[0].bind.port(), 0);
+        assert!(!retry(&bind_error("demo", 0), &mut listeners, &mut admin));
+    }
+}
