@@ -89,9 +89,11 @@ async fn rate_limited_curl_gets_the_whole_file() {
         let size = std::fs::metadata(&got).expect("curl output").len();
         assert_eq!(size, LEN, "curl got {size} of {LEN} bytes");
         assert_eq!(sha256(&dir, &got), sha256(&dir, &expected), "sha256 differs");
+        // Unlimited, 24 MiB takes well under a second here; curl averages its rate,
+        // so 24 MiB at 1 MiB/s takes about 20-24 s.
         assert!(
-            secs > 20.0,
-            "24 MiB at 1 MB/s took {secs:.1} s: the rate limit did not apply, the test proves nothing"
+            secs > 10.0,
+            "24 MiB at 1 MiB/s took {secs:.1} s: the rate limit did not apply, the test proves nothing"
         );
     })
     .await;
