@@ -18,8 +18,9 @@
 //!
 //! Options: `--quick`, `--cipher NAME` (repeatable; a prefix such as `aes128` will do),
 //! `--runs N`, `--tunnels N`, `--bulk-mib N` (single-stream transfer size; 8 streams move
-//! N/4 each), `--only ssh|jumpgate` and `--figures idle,rtt,connects,bulk` (a part only,
-//! e.g. under a profiler),
+//! N/4 each), `--only ssh|jumpgate` and `--figures idle,rtt,neighbour,connects,bulk` (a
+//! part only, e.g. under a profiler; `neighbour`: 64-byte round trips on one tunnel while
+//! another tunnel, opened after it, reads a download at 1 MB/s),
 //! `--jumpgate-log FILTER` (RUST_LOG for jumpgate; by default its own default, info,
 //! which logs one line per tunnel; the filter must keep `jumpgate::daemon` and
 //! `jumpgate::ssh::pool` at info, whose lines say where it listens and when it is ready),
@@ -69,6 +70,11 @@ struct Plan {
     max_ops: usize,
     rtt_iterations: usize,
     rtt_limit: Duration,
+    /// How long the slow-neighbour figure runs, and how much its slow reader asks
+    /// for (below jumpgate's default spill cap of 64 MiB, so that the figure shows
+    /// the buffer at work, not the cap).
+    neighbour_time: Duration,
+    neighbour_bytes: u64,
     tunnels: usize,
     open_limit: Duration,
     drain_limit: Duration,
@@ -83,13 +89,15 @@ struct Plan {
 enum Group {
     Idle,
     Rtt,
+    Neighbour,
     Connects,
     Bulk,
 }
 
-const GROUPS: [(&str, Group); 4] = [
+const GROUPS: [(&str, Group); 5] = [
     ("idle", Group::Idle),
     ("rtt", Group::Rtt),
+    ("neighbour", Group::Neighbour),
     ("connects", Group::Connects),
     ("bulk", Group::Bulk),
 ];
@@ -107,6 +115,8 @@ impl Plan {
             max_ops: 100_000,
             rtt_iterations: 20_000,
             rtt_limit: Duration::from_secs(2),
+            neighbour_time: Duration::from_secs(5),
+            neighbour_bytes: 48 * MIB,
             tunnels: 5000,
             open_limit: Duration::from_secs(40),
             drain_limit: Duration::from_secs(60),
@@ -127,6 +137,8 @@ impl Plan {
             max_ops: 10_000,
             rtt_iterations: 500,
             rtt_limit: Duration::from_millis(500),
+            neighbour_time: Duration::from_secs(2),
+            neighbour_bytes: 16 * MIB,
             tunnels: 500,
             open_limit: Duration::from_secs(15),
             drain_limit: Duration::from_secs(15),
@@ -144,7 +156,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: cargo bench --bench e2e [-- [--quick] [--cipher NAME]... [--runs N] \
-[--tunnels N] [--bulk-mib N] [--only ssh|jumpgate] [--figures idle,rtt,connects,bulk] \
+[--tunnels N] [--bulk-mib N] [--only ssh|jumpgate] [--figures idle,rtt,neighbour,connects,bulk] \
 [--jumpgate-log FILTER] [--jumpgate PATH] [--jumpgate-sessions MIN:MAX]]";
 
 fn parse_args() -> Result<Args> {
@@ -198,7 +210,7 @@ fn parse_args() -> Result<Args> {
                 plan.groups = Vec::new();
                 for name in v.split(',') {
                     let Some((_, g)) = GROUPS.iter().find(|(n, _)| *n == name) else {
-                        bail!("--figures {v}: use a comma-separated list of idle, rtt, connects, bulk");
+                        bail!("--figures {v}: use a comma-separated list of idle, rtt, neighbour, connects, bulk");
                     };
                     plan.groups.push(*g);
                 }
@@ -489,7 +501,7 @@ async fn one_run(
             p.check_alive()?;
         }
     }
-    if ![Group::Rtt, Group::Connects, Group::Bulk]
+    if ![Group::Rtt, Group::Neighbour, Group::Connects, Group::Bulk]
         .into_iter()
         .any(want)
     {
@@ -516,6 +528,38 @@ async fn one_run(
         );
         results.record(
             Fig::RttP99,
+            p.kind,
+            lat.as_ref().and_then(|l| percentile(l, 0.99)),
+        );
+    }
+
+    for &i in order.iter().filter(|_| want(Group::Neighbour)) {
+        let p = &mut proxies[i];
+        quiesce(targets).await;
+        let r = load::slow_neighbour(
+            p.addr,
+            targets.source,
+            targets.echo,
+            1_000_000,
+            plan.neighbour_bytes,
+            plan.neighbour_time,
+        )
+        .await;
+        let lat = report(&tag, p, "round trips beside a 1 MB/s reader", r, |l| {
+            format!(
+                "{} round trips, p50 {:.0} µs, p99 {:.0} µs",
+                l.len(),
+                percentile(l, 0.5).unwrap_or(0.0),
+                percentile(l, 0.99).unwrap_or(0.0)
+            )
+        });
+        results.record(
+            Fig::SlowNeighbourP50,
+            p.kind,
+            lat.as_ref().and_then(|l| percentile(l, 0.5)),
+        );
+        results.record(
+            Fig::SlowNeighbourP99,
             p.kind,
             lat.as_ref().and_then(|l| percentile(l, 0.99)),
         );

@@ -18,6 +18,7 @@
 //! - `observability`: the admin endpoint with real monitoring parts: `promtool check
 //!   metrics`, a real Prometheus scraping the gate, `/readyz` flips when sshd dies.
 //! - `status`: `/status`, the status page in headless Chromium, `jumpgate status`.
+//! - `relay`: slow and paused clients get every byte; their neighbours keep latency.
 //! - `stress`: long transfers through one session, and memory over many tunnels.
 //!
 //! Set `JG_TEST_STANDIN=ssh` to run the gate-based tests against `ssh -N -D` instead of
@@ -35,6 +36,7 @@ mod netns;
 mod observability;
 mod pool;
 mod proxy_command;
+mod relay;
 mod ssh_config;
 mod status;
 mod stress;

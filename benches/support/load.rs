@@ -313,3 +313,52 @@ pub async fn open_idle(
         first_error,
     })
 }
+
+/// The slow-neighbour figure: tunnel B (echo, opened first so that both share the
+/// proxy's first session) does 64-byte round trips for `duration` while tunnel A
+/// downloads `bytes` and reads them at `rate` bytes/s. B's round trips in
+/// microseconds; A is dropped at the end (its download unfinished).
+pub async fn slow_neighbour(
+    proxy: SocketAddr,
+    source: SocketAddrV4,
+    echo: SocketAddrV4,
+    rate: u64,
+    bytes: u64,
+    duration: Duration,
+) -> Result<Vec<f64>> {
+    let mut b = socks_connect(proxy, echo).await?;
+    let mut a = socks_connect(proxy, source).await?;
+    step("send size", a.write_all(&bytes.to_be_bytes())).await?;
+    let started = Instant::now();
+    let reader = async {
+        // 20 reads a second of rate/20 bytes each.
+        let tick = Duration::from_millis(50);
+        let mut buf = vec![0u8; (rate / 20).max(1) as usize];
+        let mut next = Instant::now();
+        while started.elapsed() < duration {
+            step("slow read", a.read_exact(&mut buf)).await?;
+            next += tick;
+            tokio::time::sleep_until(next).await;
+        }
+        Result::<()>::Ok(())
+    };
+    let prober = async {
+        let msg = [0x42u8; 64];
+        let mut back = [0u8; 64];
+        let mut out = Vec::new();
+        while started.elapsed() < duration {
+            let t = Instant::now();
+            step("neighbour echo write", b.write_all(&msg)).await?;
+            step("neighbour echo read", b.read_exact(&mut back)).await?;
+            out.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        Result::<Vec<f64>>::Ok(out)
+    };
+    let (r, lat) = tokio::join!(reader, prober);
+    r.context("tunnel A (slow reader)")?;
+    let lat = lat.context("tunnel B (neighbour)")?;
+    if lat.is_empty() {
+        bail!("no neighbour round trip within {duration:?}");
+    }
+    Ok(lat)
+}

@@ -31,6 +31,8 @@ pub enum Fig {
     ConnC32P99,
     RttP50,
     RttP99,
+    SlowNeighbourP50,
+    SlowNeighbourP99,
     IdleOpen,
     IdleRss,
     CpuBulk,
@@ -79,6 +81,18 @@ pub fn specs(tunnels: usize) -> Vec<Spec> {
         ),
         s(RttP50, "round trip p50, 64 B (µs)", 0, RatioAtMost(1.0)),
         s(RttP99, "round trip p99, 64 B (µs)", 0, RatioAtMost(1.0)),
+        s(
+            SlowNeighbourP50,
+            "round trip p50 beside a 1 MB/s reader (µs)",
+            0,
+            None,
+        ),
+        s(
+            SlowNeighbourP99,
+            "round trip p99 beside a 1 MB/s reader (µs)",
+            0,
+            RatioAtMost(1.0),
+        ),
         s(
             IdleOpen,
             &format!("open {} idle tunnels (s)", thousands(tunnels)),

@@ -97,7 +97,7 @@ impl JumpSession {
     pub fn adopt(self: &Arc<Self>, channel: Channel<client::Msg>) -> ChannelGuard {
         self.counts.add();
         ChannelGuard {
-            channel: Some(channel),
+            channel: Some(self.inboxes.tunnel(channel)),
             session: self.clone(),
             stalled: false,
         }
@@ -119,7 +119,7 @@ impl JumpSession {
 /// A channel slot on a session (and, once opened, the channel); dropping
 /// it gives the slot back.
 pub struct ChannelGuard {
-    channel: Option<Channel<client::Msg>>,
+    channel: Option<crate::relay::Tunnel>,
     session: Arc<JumpSession>,
     /// Whether this tunnel counts in the session's stalled tunnels.
     stalled: bool,
@@ -150,6 +150,7 @@ impl ChannelGuard {
                 .handle
                 .channel_open_direct_tcpip(host_s, u32::from(port), orig_ip, u32::from(orig.port()))
                 .await
+                .map(|c| opener.inboxes.tunnel(c))
         });
         let result = tokio::select! {
             r = tokio::time::timeout(deadline, &mut open) => match r {
@@ -189,7 +190,7 @@ impl ChannelGuard {
     }
 
     /// The channel, once; the guard still counts it until dropped.
-    pub fn take(&mut self) -> Option<Channel<client::Msg>> {
+    pub fn take(&mut self) -> Option<crate::relay::Tunnel> {
         self.channel.take()
     }
 
@@ -208,12 +209,12 @@ impl Drop for ChannelGuard {
 /// Closes a channel that the jump host confirmed after we gave up: EOF, then
 /// wait for the server's CLOSE (closing first would leak it in russh).
 async fn close_late_channel(
-    open: tokio::task::JoinHandle<Result<Channel<client::Msg>, russh::Error>>,
+    open: tokio::task::JoinHandle<Result<crate::relay::Tunnel, russh::Error>>,
 ) {
     let Ok(Ok(Ok(chan))) = tokio::time::timeout(LATE_OPEN_LIMIT, open).await else {
         return;
     };
-    debug!(channel = ?chan.id(), "closing a channel confirmed after its open timed out");
+    debug!(channel = ?chan.write.id(), "closing a channel confirmed after its open timed out");
     crate::relay::close_after_eof(chan).await;
 }
 

@@ -48,6 +48,8 @@ pub(super) struct HandlerLink {
     pub key_error: Arc<Mutex<Option<HostKeyError>>>,
     /// Why the connection ended, as russh reported it.
     pub ended: Arc<Mutex<Option<String>>>,
+    /// The tunnels' inboxes; fed only by the last hop's handler.
+    pub inboxes: Arc<crate::relay::Inboxes>,
 }
 
 /// Where the handler of the last hop finds its session, once built.
@@ -75,6 +77,9 @@ pub(super) struct JumpHandler {
     /// The session this handler belongs to, set once it is built (after
     /// the handshake); forwarded channels are counted on it.
     session: SessionSlot,
+    /// Where tunnel channels' data goes (`relay::Inboxes`); only on the
+    /// last hop: a ProxyJump hop's channel is read as a stream.
+    inboxes: Option<crate::relay::Feed>,
 }
 
 impl JumpHandler {
@@ -92,6 +97,8 @@ impl JumpHandler {
             failures: Arc::new(FailureTexts::default()),
             key_error: Arc::new(Mutex::new(None)),
             ended: Arc::new(Mutex::new(None)),
+            // The `[relay]` keys are not read yet: the default limits.
+            inboxes: crate::relay::Inboxes::new(&u.name, crate::relay::Budget::global()),
         };
         let handler = JumpHandler {
             host: endpoint.host.clone(),
@@ -105,6 +112,9 @@ impl JumpHandler {
             key_error: link.key_error.clone(),
             ended: link.ended.clone(),
             forwarded: session.as_ref().and(settings.forwarded.clone()),
+            inboxes: session
+                .is_some()
+                .then(|| crate::relay::Feed(link.inboxes.clone())),
             session: session.unwrap_or_default(),
         };
         (handler, link)
@@ -216,6 +226,56 @@ impl client::Handler for JumpHandler {
         }
     }
 
+    async fn channel_open_confirmation(
+        &mut self,
+        id: russh::ChannelId,
+        _max_packet_size: u32,
+        _window_size: u32,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        // Before the channel's first DATA, which may come before the opener
+        // has its channel (server-speaks-first targets).
+        if let Some(feed) = &self.inboxes {
+            feed.0.register(id);
+        }
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: russh::ChannelId,
+        data: &[u8],
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        // Waits only when the tunnel's caps are reached (relay::Inboxes).
+        if let Some(feed) = &self.inboxes {
+            feed.0.data(channel, data).await;
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: russh::ChannelId,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(feed) = &self.inboxes {
+            feed.0.eof(channel);
+        }
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: russh::ChannelId,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(feed) = &self.inboxes {
+            feed.0.close(channel);
+        }
+        Ok(())
+    }
+
     async fn channel_open_failure(
         &mut self,
         _channel: russh::ChannelId,
@@ -239,6 +299,10 @@ impl client::Handler for JumpHandler {
         _session: &mut client::Session,
     ) -> Result<(), Self::Error> {
         // Runs inside russh's session task: hand over, never wait here.
+        // The inbox exists before we accept, hence before any DATA.
+        if let Some(feed) = &self.inboxes {
+            feed.0.register(channel.id());
+        }
         let session = self.session.get().and_then(Weak::upgrade);
         let (Some(tx), Some(session)) = (&self.forwarded, session) else {
             debug!(

@@ -65,6 +65,8 @@ pub struct JumpSession {
     bytes_down: AtomicU64,
     /// Why the session ended, as russh reported it to the handler.
     ended: Arc<Mutex<Option<String>>>,
+    /// The tunnels' inboxes, fed by the handler (`relay::Inboxes`).
+    inboxes: Arc<crate::relay::Inboxes>,
 }
 
 impl std::fmt::Debug for JumpSession {
@@ -116,6 +118,7 @@ impl JumpSession {
             bytes_up: AtomicU64::new(0),
             bytes_down: AtomicU64::new(0),
             ended: link.ended,
+            inboxes: link.inboxes,
         }
     }
 
@@ -131,9 +134,10 @@ impl JumpSession {
         })
     }
 
-    /// Alive, not retiring, and no tunnel stalled on it.
+    /// Alive, not retiring, no tunnel stalled on it, and its session task
+    /// not parked on a tunnel's full inbox.
     pub fn is_usable(&self) -> bool {
-        !self.is_dead() && self.counts.takes_new()
+        !self.is_dead() && self.counts.takes_new() && !self.inboxes.is_parked()
     }
 
     /// Marks an idle session as retiring (no new channels), unless a
@@ -157,7 +161,7 @@ impl JumpSession {
 
     /// Whether a tunnel on this session has a client that stopped reading.
     pub fn is_stalled(&self) -> bool {
-        self.counts.is_stalled()
+        self.counts.is_stalled() || self.inboxes.is_parked()
     }
 
     pub fn is_retired(&self) -> bool {

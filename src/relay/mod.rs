@@ -1,0 +1,340 @@
+//! Moves bytes between a client TCP connection and an SSH channel, both
+//! directions, with half-close, and reports what happened.
+//!
+//! Down (jump host -> client) does not read the channel: the session's
+//! handler pushes every packet into the tunnel's `Inbox` (memory, then a
+//! spill file; `inbox` states the bound) without waiting, and the relay
+//! drains the inbox to the client at the client's pace. So a slow or paused
+//! client never holds up its session's other tunnels, and nothing it has not
+//! read is thrown away. Only when a tunnel's caps are reached does the
+//! session task wait for it (see `inboxes`); then, if its client still takes
+//! nothing for the upstream's `stall_timeout`, the tunnel is ended as
+//! `Stalled` so that the session's other tunnels resume.
+//!
+//! russh traps shape the rest (DESIGN.md "Facts"): closing a channel from
+//! our side before the server's CLOSE leaks the channel's entry in the
+//! session for its whole life. So we never close first on the normal path:
+//! client EOF becomes channel EOF, and the relay ends when the server sends
+//! CLOSE, which also ends the upload (after CLOSE, a writer waiting for
+//! window would wait forever). Only when the client is gone and the server
+//! keeps sending past `DRAIN_LIMIT` (or at forced shutdown, or when stalled)
+//! do we close first, and say so in the result.
+//!
+//! Files: `budget` (limits and process totals), `inbox` (one tunnel's
+//! tiered buffer), `spill` (its ring file), `inboxes` (a session's inboxes
+//! by channel, fed by its handler).
+
+mod budget;
+mod inbox;
+mod inboxes;
+mod spill;
+
+pub use budget::{Budget, Cap, Limits, Usage};
+pub use inbox::{Event, Inbox, InboxReader, READ_BACK};
+pub use inboxes::{Feed, Inboxes};
+
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use russh::client;
+use russh::ChannelWriteHalf;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::ssh::session::{ChannelGuard, JumpSession};
+
+/// How long we keep draining (and discarding) a channel whose client is gone
+/// before closing it from our side.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+/// Packets written to the client per system call, at most.
+const WRITE_BATCH: usize = 16;
+
+/// Client reads are this big: one SSH packet's worth (maximum_packet_size).
+const READ_CHUNK: usize = 32 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The server closed the channel after the exchange; the normal end.
+    Closed,
+    /// The client went away (reset, broken pipe) and the server closed after.
+    ClientGone(io::ErrorKind),
+    /// The client was gone and the server kept sending; we closed first.
+    DrainTimeout,
+    /// The SSH session died under the tunnel.
+    SessionLost,
+    /// Forced shutdown.
+    Shutdown,
+    /// The tunnel's caps were reached and its client then took nothing for
+    /// `stall_timeout`; closed so that the session's other tunnels resume.
+    Stalled,
+    /// The spill file could not be read back; the client is cut (reset).
+    SpillFailed(io::ErrorKind),
+}
+
+/// What a relay needs of a tunnel's channel: the write half (upload, EOF,
+/// close) and the inbox the session's handler fills. The read half is gone
+/// (`Inboxes::tunnel`).
+pub struct Tunnel {
+    pub write: ChannelWriteHalf<client::Msg>,
+    pub inbox: InboxReader,
+}
+
+/// Where a tunnel's bytes are counted as they pass: the upstream's
+/// `jumpgate_transferred_bytes_total` series (resolved once per listener)
+/// and, in `run`, the session's own counters for `/status`. Lock-free
+/// atomic adds, so tunnels never serialise on them.
+#[derive(Clone)]
+pub struct Meter {
+    pub up: prometheus::IntCounter,
+    pub down: prometheus::IntCounter,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RelayStats {
+    /// Client -> jump host bytes.
+    pub up: u64,
+    /// Jump host -> client bytes.
+    pub down: u64,
+    pub end: End,
+    pub elapsed: Duration,
+}
+
+/// Runs until the channel is closed (or `force` is cancelled). `early` is
+/// client data already read (sent along with the SOCKS request).
+///
+/// The two directions run as two futures polled together, and the relay
+/// ends with the down direction (on CLOSE, session loss, stall or client
+/// loss); the upload is dropped then, never left waiting for window.
+pub async fn run(
+    client: TcpStream,
+    early: Bytes,
+    tunnel: Tunnel,
+    guard: &mut ChannelGuard,
+    meter: &Meter,
+    stall_timeout: Duration,
+    force: CancellationToken,
+) -> RelayStats {
+    let started = Instant::now();
+    let session = guard.session().clone();
+    let tally = Tally {
+        meter,
+        session: &session,
+        up: AtomicU64::new(0),
+        down: AtomicU64::new(0),
+    };
+    let Tunnel { write: tx, inbox } = tunnel;
+    let (mut cr, cw) = client.into_split();
+
+    let outcome = {
+        let tx = &tx;
+        let tally = &tally;
+        let up = async move {
+            // Data the client sent together with its SOCKS request goes first.
+            if !early.is_empty() {
+                tally.up(early.len());
+                if tx.data_bytes(early).await.is_err() {
+                    return;
+                }
+            }
+            let mut buf = BytesMut::with_capacity(READ_CHUNK);
+            loop {
+                buf.reserve(READ_CHUNK);
+                match cr.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        // Client EOF or reset: tell the server we are done
+                        // sending, and let it close (see module doc).
+                        let _ = tx.eof().await;
+                        return;
+                    }
+                    Ok(n) => {
+                        tally.up(n);
+                        if tx.data_bytes(buf.split().freeze()).await.is_err() {
+                            return; // session gone; the down side sees it too
+                        }
+                    }
+                }
+            }
+        };
+        let down = down(inbox, cw, tally, stall_timeout);
+        tokio::pin!(up);
+        tokio::pin!(down);
+        let mut up_finished = false;
+        loop {
+            tokio::select! {
+                biased;
+                _ = force.cancelled() => break End::Shutdown,
+                r = &mut down => break r,
+                _ = &mut up, if !up_finished => up_finished = true,
+            }
+        }
+    };
+    // The down future, and with it the inbox, is gone here: whatever the
+    // jump host still sends is dropped, and a session parked on this
+    // tunnel's caps resumes before we close.
+    if matches!(
+        outcome,
+        End::DrainTimeout | End::Shutdown | End::Stalled | End::SpillFailed(_)
+    ) {
+        // Closing first leaks the channel entry in russh (module doc); only
+        // here, where the alternative is to hold the channel forever.
+        let _ = tx.close().await;
+    }
+    RelayStats {
+        up: tally.up.load(Ordering::Relaxed),
+        down: tally.down.load(Ordering::Relaxed),
+        end: outcome,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Jump host -> client: drains the inbox to the client socket, up to
+/// `WRITE_BATCH` buffers per writev, until the channel ends.
+async fn down(
+    mut inbox: InboxReader,
+    mut cw: tokio::net::tcp::OwnedWriteHalf,
+    tally: &Tally<'_>,
+    stall_timeout: Duration,
+) -> End {
+    let mut batch: Vec<Bytes> = Vec::with_capacity(WRITE_BATCH);
+    loop {
+        match inbox.wait().await {
+            Event::Data => {}
+            Event::Eof => {
+                let _ = cw.shutdown().await;
+                continue;
+            }
+            Event::Closed => return End::Closed,
+            Event::SessionLost => {
+                reset(&cw);
+                return End::SessionLost;
+            }
+            Event::SpillFailed(kind) => {
+                reset(&cw);
+                return End::SpillFailed(kind);
+            }
+        }
+        inbox.batch(&mut batch, WRITE_BATCH);
+        let write = async {
+            let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
+            for (slot, b) in slices.iter_mut().zip(batch.iter()) {
+                *slot = IoSlice::new(b);
+            }
+            cw.write_vectored(&slices[..batch.len()]).await
+        };
+        let written = tokio::select! {
+            r = write => r,
+            _ = stalled(&inbox, stall_timeout) => {
+                reset(&cw);
+                return End::Stalled;
+            }
+        };
+        match written {
+            Ok(0) | Err(_) => {
+                let kind = written.err().map_or(io::ErrorKind::WriteZero, |e| e.kind());
+                return client_gone(inbox, kind).await;
+            }
+            Ok(n) => {
+                tally.down(n);
+                inbox.consume(n);
+            }
+        }
+    }
+}
+
+/// Resolves once the session has been parked on this tunnel's caps and the
+/// client took nothing, both for `stall_timeout` (the caller's write is
+/// pending all along). A slow client is never stalled: each write it takes
+/// restarts the clock.
+async fn stalled(inbox: &InboxReader, stall_timeout: Duration) {
+    let pending_since = tokio::time::Instant::now();
+    loop {
+        let from = match inbox.capped() {
+            Some((_, since)) => since.max(pending_since),
+            None => tokio::time::Instant::now(),
+        };
+        let due = from + stall_timeout;
+        if tokio::time::Instant::now() >= due && inbox.capped().is_some() {
+            return;
+        }
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+/// The client is gone: drop what the inbox holds and all that follows, and
+/// wait for the server's CLOSE (its EOF follows ours, sent by the upload
+/// direction when its read fails) for up to `DRAIN_LIMIT`.
+async fn client_gone(mut inbox: InboxReader, kind: io::ErrorKind) -> End {
+    inbox.discard();
+    let closed = async {
+        loop {
+            match inbox.wait().await {
+                Event::Closed => return End::ClientGone(kind),
+                Event::SessionLost => return End::SessionLost,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(DRAIN_LIMIT, closed)
+        .await
+        .unwrap_or(End::DrainTimeout)
+}
+
+/// One tunnel's byte counts, added to its meter and session as they pass.
+struct Tally<'a> {
+    meter: &'a Meter,
+    session: &'a JumpSession,
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+impl Tally<'_> {
+    fn up(&self, n: usize) {
+        let n = n as u64;
+        self.up.fetch_add(n, Ordering::Relaxed);
+        self.meter.up.inc_by(n);
+        self.session.count_up(n);
+    }
+
+    fn down(&self, n: usize) {
+        let n = n as u64;
+        self.down.fetch_add(n, Ordering::Relaxed);
+        self.meter.down.inc_by(n);
+        self.session.count_down(n);
+    }
+}
+
+/// Ends the client connection with a reset instead of a FIN, so that a
+/// client can tell a cut-off transfer (session lost, stalled) from a
+/// complete one.
+fn reset(cw: &tokio::net::tcp::OwnedWriteHalf) {
+    let _ = cw.as_ref().set_zero_linger();
+}
+
+/// Ends a channel the way russh does not leak it: EOF, then wait (discarding
+/// data) for the server's CLOSE for up to `DRAIN_LIMIT`; only then close
+/// first. Used for channels that never get (or lost) their client.
+pub async fn close_after_eof(tunnel: Tunnel) -> End {
+    let Tunnel { write, mut inbox } = tunnel;
+    inbox.discard();
+    let _ = write.eof().await;
+    let wait = async {
+        loop {
+            match inbox.wait().await {
+                Event::Closed => return End::Closed,
+                Event::SessionLost | Event::SpillFailed(_) => return End::SessionLost,
+                Event::Data | Event::Eof => {}
+            }
+        }
+    };
+    match tokio::time::timeout(DRAIN_LIMIT, wait).await {
+        Ok(end) => end,
+        Err(_) => {
+            let _ = write.close().await;
+            End::DrainTimeout
+        }
+    }
+}
