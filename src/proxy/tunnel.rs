@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use russh::{client, Channel};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -202,7 +201,7 @@ pub(crate) async fn connect<A: Answer>(client: Client, req: Request<A>, force: C
 pub(crate) async fn relay(
     tcp: TcpStream,
     early: Bytes,
-    channel: Channel<client::Msg>,
+    channel: relay::Tunnel,
     guard: &mut ChannelGuard,
     tally: &Tally,
     stall: Duration,
