@@ -16,7 +16,7 @@ const GIB: u64 = 1024 * 1024 * 1024;
 
 /// Eight parallel 1 GiB downloads through one gate, i.e. one SSH session, all byte-exact.
 /// sshd is told to rekey every 1 GiB, so rekeys happen while all eight streams are busy
-/// (russh's own rekey under load is a known way to abort a session: see DESIGN.md).
+/// (russh's own rekey under load is a known way to abort a session: see docs/ARCHITECTURE.md, "russh traps").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_parallel_gigabyte_downloads_survive_rekeys() {
     let _heavy = heavy_lock().await;

@@ -116,10 +116,24 @@ pub(crate) enum Dest {
     Fixed(String),
 }
 
+/// A client's name is the client's text: control characters (a `\n` that
+/// would forge a log line, an ANSI escape) and other unprintable characters
+/// are written escaped, as Rust's `{:?}` writes them, so that one log line
+/// stays one line and says exactly what the client sent.
 impl fmt::Display for Dest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Dest::Asked(d) | Dest::Fixed(d) => f.write_str(d),
+            Dest::Asked(d) => {
+                for c in d.chars() {
+                    if c.is_control() || c == '\\' {
+                        write!(f, "{}", c.escape_debug())?;
+                    } else {
+                        f.write_fmt(format_args!("{c}"))?;
+                    }
+                }
+                Ok(())
+            }
+            Dest::Fixed(d) => f.write_str(d),
         }
     }
 }
@@ -247,6 +261,19 @@ pub(crate) fn result_for(e: &OpenError) -> ConnResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clients_name_cannot_forge_a_log_line() {
+        let asked = Dest::Asked("evil\nINFO forged line\u{1b}[31m\\x:80".to_owned());
+        assert_eq!(
+            asked.to_string(),
+            "evil\\nINFO forged line\\u{1b}[31m\\\\x:80"
+        );
+        let plain = Dest::Asked("db.lab.internal:5432".to_owned());
+        assert_eq!(plain.to_string(), "db.lab.internal:5432");
+        let unicode = Dest::Asked("bücher.example:443".to_owned());
+        assert_eq!(unicode.to_string(), "bücher.example:443");
+    }
 
     #[test]
     fn prohibited_is_rejected_the_rest_failed() {
