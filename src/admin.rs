@@ -169,6 +169,13 @@ impl StatusSource {
             upstreams,
             listeners,
             limits: limits_status(&self.limits),
+            capacity: crate::capacity::get().map(|c| crate::status::CapacityStatus {
+                tunnels: c.tunnels,
+                channel_slots: c.channel_slots,
+                nofile: c.nofile,
+                fd_tunnels: c.fd_tunnels,
+                open_tunnels: crate::capacity::open_tunnels(),
+            }),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! the commands (`up`, `demo`, `check`, `status_table`) import no other
 //! command; `daemon` (wiring, the one `startup` path, shutdown) runs the
 //! serving ones over `admin` and `proxy`; below them `ssh`, `relay`,
-//! `config`, `ssh_config` and `limit`; and `exit`, `metrics`, `status` and
+//! `config`, `ssh_config` and `limit`; and `capacity`, `exit`, `metrics`, `status` and
 //! `telemetry` are shared vocabulary that imports nothing of jumpgate's.
 
 #![forbid(unsafe_code)]
@@ -16,6 +16,7 @@
 )]
 
 pub mod admin;
+pub mod capacity;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -22,6 +22,23 @@ pub struct Status {
     pub upstreams: Vec<UpstreamStatus>,
     pub listeners: Vec<ListenerStatus>,
     pub limits: LimitsStatus,
+    /// How many tunnels the process can hold and holds (`crate::capacity`);
+    /// absent from older servers and from commands that do not serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityStatus>,
+}
+
+/// The process's tunnel capacity: the smaller of the pools' channel slots
+/// and what the open-files limit allows, and the tunnels open now.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CapacityStatus {
+    pub tunnels: usize,
+    /// `max_channels_per_session x sessions.max`, summed over upstreams.
+    pub channel_slots: usize,
+    /// The soft RLIMIT_NOFILE in force (raised to the hard limit at start).
+    pub nofile: u64,
+    pub fd_tunnels: usize,
+    pub open_tunnels: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -612,6 +612,7 @@ mod tests {
                 connections: 1,
                 rate_limited: 5,
             },
+            capacity: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! clients: `curl` and a small SOCKS5 client in `support::socks`.
 //!
 //! - `algorithms`: kex/cipher/MAC/host key lists against an sshd offering one of each.
+//! - `capacity`: 10,000 idle tunnels with the default pool; a full pool refuses at once.
 //! - `certificates`: user certificates signed by a CA the sshd trusts.
 //! - `tunnel`: what a user sees working: pages, byte-exact transfers, half-close,
 //!   concurrency, key types, known_hosts modes, `jumpgate demo`.
@@ -26,6 +27,7 @@
 
 mod admin;
 mod algorithms;
+mod capacity;
 mod certificates;
 mod errors;
 mod faults;

@@ -209,7 +209,10 @@ pub const DEFAULT_SESSIONS: SessionLimits = SessionLimits {
     max: 4,
     idle_timeout: Duration::from_secs(60),
 };
-pub const DEFAULT_MAX_CHANNELS: usize = 1024;
+/// With `DEFAULT_SESSIONS.max` = 4: 16,384 tunnels per upstream, beyond
+/// the 10,000 we promise and `ssh -D`'s one session; each session stays at
+/// a quarter of OpenSSH's 16,384 channels per connection.
+pub const DEFAULT_MAX_CHANNELS: usize = 4096;
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_KEEPALIVE: Keepalive = Keepalive {
     interval: Duration::from_secs(15),

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::error;
+use tracing::{error, info, warn};
 
 use super::{load_keys, ready, Daemon, DaemonError, Shutdown};
 use crate::config::{self, Config};
@@ -74,6 +74,7 @@ impl Startup {
             }
         }
         let pools: Vec<Arc<Pool>> = settings.into_iter().map(Pool::new).collect();
+        note_capacity(&pools);
         loop {
             match Daemon::bind(pools.clone(), &config).await {
                 Ok(daemon) => return Ok(daemon),
@@ -142,5 +143,39 @@ impl Startup {
     fn fail(&self, e: &DaemonError) -> u8 {
         crate::say_err!("{}: {e}", self.who);
         e.exit_code()
+    }
+}
+
+/// Raises the open-files limit to its hard value, records the tunnel
+/// capacity (`crate::capacity`) and logs it, once per process: the sum of
+/// the pools' channel slots against what the fd limit allows.
+fn note_capacity(pools: &[Arc<Pool>]) {
+    let nofile = crate::capacity::raise_nofile();
+    let slots = pools
+        .iter()
+        .map(|p| {
+            let u = &p.settings.upstream;
+            u.max_channels_per_session.saturating_mul(u.sessions.max)
+        })
+        .fold(0usize, usize::saturating_add);
+    let c = crate::capacity::Capacity::new(slots, nofile.soft);
+    crate::capacity::set(c);
+    info!(
+        tunnels = c.tunnels,
+        channel_slots = c.channel_slots,
+        fd_tunnels = c.fd_tunnels,
+        nofile_soft = nofile.soft,
+        nofile_hard = nofile.hard,
+        raised = nofile.raised,
+        "tunnel capacity: max_channels_per_session x sessions.max over upstreams, and the open-files limit"
+    );
+    if c.fd_tunnels < c.channel_slots {
+        warn!(
+            fd_tunnels = c.fd_tunnels,
+            channel_slots = c.channel_slots,
+            "the open-files limit (RLIMIT_NOFILE {}) allows fewer tunnels than the pools' channel slots; \
+             raise the hard limit (systemd: LimitNOFILE=)",
+            nofile.soft
+        );
     }
 }

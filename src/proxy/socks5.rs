@@ -131,7 +131,9 @@ fn log_client_error(e: ClientError) {
 
 /// The SOCKS reply for a failed open: not allowed (0x02) for the jump
 /// host's policy, refused (0x05) or unreachable (0x04) by sshd's text,
-/// unreachable for no session or a timeout, general failure (0x01) else.
+/// unreachable for no session or a timeout, general failure (0x01) else,
+/// a full pool included (we are short of a resource, as sshd's
+/// resource-shortage refusal; 0x02 is for policy).
 pub fn reply_for(e: &OpenError) -> ReplyError {
     match e {
         OpenError::Refused { reason, text } => match reason {
@@ -149,7 +151,9 @@ pub fn reply_for(e: &OpenError) -> ReplyError {
             }
         },
         OpenError::Timeout | OpenError::NoSession { .. } => ReplyError::HostUnreachable,
-        OpenError::SessionGone | OpenError::Ssh(_) => ReplyError::GeneralFailure,
+        OpenError::SessionGone | OpenError::Ssh(_) | OpenError::Full { .. } => {
+            ReplyError::GeneralFailure
+        }
     }
 }
 
@@ -181,5 +185,10 @@ mod tests {
         };
         assert_eq!(reply_for(&none).as_u8(), 0x04);
         assert_eq!(reply_for(&OpenError::SessionGone).as_u8(), 0x01);
+        let full = OpenError::Full {
+            upstream: "a".into(),
+            limit: "max_channels_per_session x sessions.max = 3 x 1 = 3".into(),
+        };
+        assert_eq!(reply_for(&full).as_u8(), 0x01);
     }
 }

@@ -21,11 +21,17 @@ pub(crate) enum Choice {
     Use(usize),
     Dial,
     Wait,
+    /// Every slot of every session is taken and the pool may not grow:
+    /// only a closing tunnel frees one, so the caller refuses at once
+    /// instead of waiting `connect_timeout` for it.
+    Full,
 }
 
 /// The least-loaded usable session with room; else dial if the pool may grow
 /// and no dial is already under way (one at a time, so a burst does not
-/// open `max` sessions at once); else wait.
+/// open `max` sessions at once); else full if `max_sessions` sessions hold
+/// `cap` channels each and none is being dialled; else wait (a session is
+/// being dialled, stalled or retiring: that can pass).
 pub(crate) fn choose(live: &[Load], cap: usize, max_sessions: usize, dialing: usize) -> Choice {
     let best = live
         .iter()
@@ -35,6 +41,12 @@ pub(crate) fn choose(live: &[Load], cap: usize, max_sessions: usize, dialing: us
     match best {
         Some((i, _)) => Choice::Use(i),
         None if live.len() + dialing < max_sessions && dialing == 0 => Choice::Dial,
+        None if dialing == 0
+            && live.len() >= max_sessions
+            && live.iter().all(|l| l.channels >= cap) =>
+        {
+            Choice::Full
+        }
         None => Choice::Wait,
     }
 }
@@ -80,6 +92,26 @@ mod tests {
         assert_eq!(choose(&live, 10, 4, 1), Choice::Wait);
         assert_eq!(choose(&live, 10, 2, 0), Choice::Wait);
         assert_eq!(choose(&[], 10, 2, 0), Choice::Dial);
+    }
+
+    #[test]
+    fn a_full_pool_is_full_only_when_nothing_can_free_a_slot() {
+        let full = [l(3, true)];
+        assert_eq!(choose(&full, 3, 1, 0), Choice::Full);
+        // The last slot of a full pool was just freed: use it.
+        assert_eq!(choose(&[l(2, true)], 3, 1, 0), Choice::Use(0));
+        // A session being dialled will bring room: wait for it.
+        assert_eq!(choose(&full, 3, 2, 1), Choice::Wait);
+        assert_eq!(choose(&[], 3, 1, 1), Choice::Wait);
+        // A stalled or retiring session with room may come back: wait.
+        assert_eq!(choose(&[l(3, true), l(1, false)], 3, 2, 0), Choice::Wait);
+        // The pool may still grow: dial.
+        assert_eq!(choose(&full, 3, 2, 0), Choice::Dial);
+        // The defaults: 4 x 4096 all taken.
+        let all = [l(4096, true); 4];
+        assert_eq!(choose(&all, 4096, 4, 0), Choice::Full);
+        // Over the cap (after a reload lowered it) counts as full too.
+        assert_eq!(choose(&[l(10, false)], 3, 1, 0), Choice::Full);
     }
 
     #[test]

@@ -138,14 +138,27 @@ impl Pool {
         let deadline = Instant::now() + within;
         let mut retried = false;
         let mut avoid = None;
+        let fd = crate::capacity::take().map_err(|e| self.full(host, port, e.to_string()))?;
         loop {
-            let Some(mut guard) = self.reserve(deadline, avoid).await else {
-                let e = OpenError::NoSession {
-                    upstream: self.name().to_owned(),
-                    waited: within,
-                };
-                self.errors.push(format!("open {host}:{port}: {e}"));
-                return Err(e);
+            let mut guard = match self.reserve(deadline, avoid).await {
+                Ok(g) => g,
+                Err(NoSlot::Full) => {
+                    let u = &self.settings.upstream;
+                    let (cap, max) = (u.max_channels_per_session, u.sessions.max);
+                    let limit = format!(
+                        "max_channels_per_session x sessions.max = {cap} x {max} = {} tunnels, all open",
+                        cap.saturating_mul(max)
+                    );
+                    return Err(self.full(host, port, limit));
+                }
+                Err(NoSlot::Timeout) => {
+                    let e = OpenError::NoSession {
+                        upstream: self.name().to_owned(),
+                        waited: within,
+                    };
+                    self.errors.push(format!("open {host}:{port}: {e}"));
+                    return Err(e);
+                }
             };
             let left = deadline.saturating_duration_since(Instant::now());
             match guard.open(host, port, orig, left).await {
@@ -160,6 +173,7 @@ impl Pool {
                             changed: self.changed.clone(),
                             channels,
                         },
+                        _fd: fd,
                     });
                 }
                 Err(OpenError::SessionGone) if !retried => {
@@ -187,12 +201,24 @@ impl Pool {
         }
     }
 
-    /// A channel slot on the best session, waiting until `deadline`.
+    /// The refusal of a CONNECT because `limit` is reached, recorded for
+    /// `/status`; the listener logs it with the error's text.
+    fn full(&self, host: &str, port: u16, limit: String) -> OpenError {
+        let e = OpenError::Full {
+            upstream: self.name().to_owned(),
+            limit,
+        };
+        self.errors.push(format!("open {host}:{port}: {e}"));
+        e
+    }
+
+    /// A channel slot on the best session, waiting until `deadline`, or
+    /// at once the news that the pool is full.
     async fn reserve(
         self: &Arc<Self>,
         deadline: Instant,
         avoid: Option<u64>,
-    ) -> Option<ChannelGuard> {
+    ) -> Result<ChannelGuard, NoSlot> {
         let u = &self.settings.upstream;
         // When every host is in backoff: re-check when the first one ends.
         let mut wake_at: Option<Instant> = None;
@@ -219,7 +245,7 @@ impl Pool {
                 ) {
                     Choice::Use(i) => {
                         if let Some(g) = st.sessions[i].try_reserve(u.max_channels_per_session) {
-                            return Some(g);
+                            return Ok(g);
                         }
                         continue; // lost a race for the last slot
                     }
@@ -239,11 +265,12 @@ impl Pool {
                         }
                     }
                     Choice::Wait => {}
+                    Choice::Full => return Err(NoSlot::Full),
                 }
             }
             let until = wake_at.take().map_or(deadline, |t| t.min(deadline));
             if tokio::time::timeout_at(until, notified).await.is_err() && until >= deadline {
-                return None;
+                return Err(NoSlot::Timeout);
             }
         }
     }
@@ -262,6 +289,14 @@ impl Pool {
     }
 }
 
+/// Why `reserve` has no slot.
+enum NoSlot {
+    /// No session had room before the deadline.
+    Timeout,
+    /// Every slot is taken and the pool may not grow.
+    Full,
+}
+
 /// A channel handed to a listener; dropping it frees the session slot and
 /// wakes anyone waiting for one.
 pub struct Lease {
@@ -269,6 +304,8 @@ pub struct Lease {
     /// Declared after `guard` because fields drop in order: the slot is
     /// free before waiters wake.
     _release: Release,
+    /// The tunnel's share of the open-files limit.
+    _fd: crate::capacity::FdSlot,
 }
 
 impl Lease {

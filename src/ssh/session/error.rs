@@ -100,6 +100,10 @@ pub enum OpenError {
     NoSession { upstream: String, waited: Duration },
     #[error("the SSH session is gone")]
     SessionGone,
+    /// Refused at once: every tunnel slot is taken (`limit` names which
+    /// limit, with its figures).
+    #[error("upstream {upstream} is full: {limit}")]
+    Full { upstream: String, limit: String },
     #[error("SSH error: {0}")]
     Ssh(russh::Error),
 }
@@ -117,6 +121,7 @@ impl OpenError {
             Self::Timeout => "timeout",
             Self::NoSession { .. } => "no_session",
             Self::SessionGone => "session_gone",
+            Self::Full { .. } => "pool_full",
             Self::Ssh(_) => "ssh_error",
         }
     }
