@@ -90,7 +90,8 @@ mod tests {
         let live = [l(10, true), l(10, true)];
         assert_eq!(choose(&live, 10, 4, 0), Choice::Dial);
         assert_eq!(choose(&live, 10, 4, 1), Choice::Wait);
-        assert_eq!(choose(&live, 10, 2, 0), Choice::Wait);
+        // At max sessions, all full, none dialling: no longer a wait (issue 11).
+        assert_eq!(choose(&live, 10, 2, 0), Choice::Full);
         assert_eq!(choose(&[], 10, 2, 0), Choice::Dial);
     }
 
