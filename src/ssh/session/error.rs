@@ -9,6 +9,7 @@ use std::time::Duration;
 use russh::ChannelOpenFailure;
 
 use crate::config::Endpoint;
+use crate::metrics::OpenFailure;
 use crate::ssh::known_hosts::HostKeyError;
 use crate::ssh::proxy_command;
 
@@ -105,20 +106,25 @@ pub enum OpenError {
 }
 
 impl OpenError {
-    /// The `reason` label of `jumpgate_channel_open_failures_total`.
-    pub fn reason_label(&self) -> &'static str {
+    /// The `reason` of `jumpgate_channel_open_failures_total`.
+    pub fn reason(&self) -> OpenFailure {
         match self {
             Self::Refused { reason, .. } => match reason {
-                FailureReason::AdministrativelyProhibited => "prohibited",
-                FailureReason::ConnectFailed => "connect_failed",
-                FailureReason::UnknownChannelType => "unknown_channel_type",
-                FailureReason::ResourceShortage => "resource_shortage",
+                FailureReason::AdministrativelyProhibited => OpenFailure::Prohibited,
+                FailureReason::ConnectFailed => OpenFailure::ConnectFailed,
+                FailureReason::UnknownChannelType => OpenFailure::UnknownChannelType,
+                FailureReason::ResourceShortage => OpenFailure::ResourceShortage,
             },
-            Self::Timeout => "timeout",
-            Self::NoSession { .. } => "no_session",
-            Self::SessionGone => "session_gone",
-            Self::Ssh(_) => "ssh_error",
+            Self::Timeout => OpenFailure::Timeout,
+            Self::NoSession { .. } => OpenFailure::NoSession,
+            Self::SessionGone => OpenFailure::SessionGone,
+            Self::Ssh(_) => OpenFailure::SshError,
         }
+    }
+
+    /// The `reason` label of `jumpgate_channel_open_failures_total`.
+    pub fn reason_label(&self) -> &'static str {
+        self.reason().label()
     }
 }
 
