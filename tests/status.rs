@@ -489,7 +489,10 @@ async fn status_command_fails_when_not_ready_or_unreachable() {
         let admin = format!("http://{}", admin_addr(&mut gate).await);
         let (code, out, err) = jumpgate(gate.dir(), &["status", "--admin", &admin]).await;
         assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
-        assert!(out.lines().next().is_some_and(|l| l.ends_with("NOT READY")), "{out}");
+        assert!(
+            out.lines().next().is_some_and(|l| l.ends_with("NOT READY")),
+            "{out}"
+        );
         assert!(
             err.contains("not ready: upstream jump has no live SSH session"),
             "{err}"
@@ -501,12 +504,22 @@ async fn status_command_fails_when_not_ready_or_unreachable() {
         assert!(out.is_empty(), "{out}");
         assert!(
             err.contains(&format!(
-                "cannot reach jumpgate admin at {closed}: connection refused \u{2014} is `[admin] bind` set?"
+                "cannot reach jumpgate admin at {closed}: connection refused \u{2014} is jumpgate \
+                 running with `[admin] bind` (run) or `--admin` (up) at this address?"
             )),
             "{err}"
         );
 
-        for bad in ["https://127.0.0.1:9191", "127.0.0.1:9191", "http://127.0.0.1"] {
+        // The bare IP:PORT that `jumpgate up --admin` takes works here too.
+        let bare = admin.trim_start_matches("http://");
+        let (code, out, err) = jumpgate(gate.dir(), &["status", "--admin", bare]).await;
+        assert_eq!(code, 1, "{bare}: stdout:\n{out}\nstderr:\n{err}");
+        assert!(
+            out.lines().next().is_some_and(|l| l.ends_with("NOT READY")),
+            "{out}"
+        );
+
+        for bad in ["https://127.0.0.1:9191", "9191", "http://127.0.0.1"] {
             let (code, out, err) = jumpgate(gate.dir(), &["status", "--admin", bad]).await;
             assert_eq!(code, 2, "{bad}: stdout:\n{out}\nstderr:\n{err}");
             assert!(err.contains("is not an admin URL"), "{bad}: {err}");
