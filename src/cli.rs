@@ -72,7 +72,7 @@ enum Command {
     /// Show a running jumpgate's upstreams, sessions, listeners, limits and
     /// recent errors (from its admin endpoint's /status); exit 0 when ready.
     Status {
-        /// The admin endpoint (`[admin] bind`), as http://HOST:PORT.
+        /// The admin endpoint (`[admin] bind`, or `up --admin`), as http://HOST:PORT or HOST:PORT.
         #[arg(long, value_name = "URL", default_value = crate::status_table::DEFAULT_ADMIN,
               value_parser = crate::status_table::AdminUrl::parse)]
         admin: crate::status_table::AdminUrl,

@@ -4,6 +4,11 @@
 //! enums), never from client input, so cardinality is bounded by the config.
 //! Everything that counts (`ssh`, `proxy`, `relay`) writes here; `admin`
 //! renders it at `/metrics`. This module imports nothing of jumpgate's.
+//!
+//! Every series whose label set is known in advance exists at 0 from
+//! start-up (`declare_upstream`, and `proxy::ListenerMetrics` for listeners):
+//! a counter that first appears at its first event, already at 1, is a rise
+//! that `increase()` and `rate()` never see, so an alert on it could not fire.
 
 use std::sync::OnceLock;
 
@@ -56,6 +61,72 @@ impl ConnResult {
         }
     }
 }
+
+/// The `reason` label of `jumpgate_channel_open_failures_total`: why a
+/// channel open failed (`ssh::session::OpenError::reason` maps onto it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenFailure {
+    Prohibited,
+    ConnectFailed,
+    UnknownChannelType,
+    ResourceShortage,
+    Timeout,
+    NoSession,
+    SessionGone,
+    /// Every session of the pool holds its cap, or the fd budget is used up.
+    PoolFull,
+    SshError,
+}
+
+impl OpenFailure {
+    /// Every reason, so that each series exists at 0 from start-up.
+    pub const ALL: [OpenFailure; 9] = [
+        OpenFailure::Prohibited,
+        OpenFailure::ConnectFailed,
+        OpenFailure::UnknownChannelType,
+        OpenFailure::ResourceShortage,
+        OpenFailure::Timeout,
+        OpenFailure::NoSession,
+        OpenFailure::SessionGone,
+        OpenFailure::PoolFull,
+        OpenFailure::SshError,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Prohibited => "prohibited",
+            Self::ConnectFailed => "connect_failed",
+            Self::UnknownChannelType => "unknown_channel_type",
+            Self::ResourceShortage => "resource_shortage",
+            Self::Timeout => "timeout",
+            Self::NoSession => "no_session",
+            Self::SessionGone => "session_gone",
+            Self::PoolFull => "pool_full",
+            Self::SshError => "ssh_error",
+        }
+    }
+}
+
+/// The `result` label of `jumpgate_session_connects_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionConnect {
+    Ok,
+    Failed,
+}
+
+impl SessionConnect {
+    pub const ALL: [SessionConnect; 2] = [SessionConnect::Ok, SessionConnect::Failed];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The `state` label of `jumpgate_sessions`.
+pub const SESSION_STATES: [&str; 3] = ["ready", "connecting", "draining"];
 
 /// Connect latency buckets, 0.5 ms to 30 s.
 const BUCKETS: &[f64] = &[
@@ -150,6 +221,29 @@ impl Metrics {
         }
     }
 
+    /// Creates every series of one upstream at 0, so that each exists from
+    /// start-up: `ready 0` for an upstream that never had a session, and
+    /// counters that alerts can see rise from 0 at their first event.
+    pub fn declare_upstream(&self, upstream: &str) {
+        for state in SESSION_STATES {
+            self.sessions.with_label_values(&[upstream, state]);
+        }
+        for result in SessionConnect::ALL {
+            self.session_connects
+                .with_label_values(&[upstream, result.label()]);
+        }
+        for reason in OpenFailure::ALL {
+            self.open_failures
+                .with_label_values(&[upstream, reason.label()]);
+        }
+        for direction in ["up", "down"] {
+            self.transferred.with_label_values(&[upstream, direction]);
+        }
+        self.keepalive_timeouts.with_label_values(&[upstream]);
+        self.channels_active.with_label_values(&[upstream]);
+        self.connect_duration.with_label_values(&[upstream]);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -186,6 +280,49 @@ mod tests {
         ] {
             assert!(text.contains(name), "missing {name} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn a_declared_upstream_has_every_series_at_zero() {
+        let m = get();
+        m.declare_upstream("declared");
+        let text = m.render();
+        let mut want = vec![
+            "jumpgate_keepalive_timeouts_total{upstream=\"declared\"} 0".to_owned(),
+            "jumpgate_channels_active{upstream=\"declared\"} 0".to_owned(),
+            "jumpgate_connect_duration_seconds_count{upstream=\"declared\"} 0".to_owned(),
+        ];
+        for r in SessionConnect::ALL {
+            want.push(format!(
+                "jumpgate_session_connects_total{{result=\"{}\",upstream=\"declared\"}} 0",
+                r.label()
+            ));
+        }
+        for r in OpenFailure::ALL {
+            want.push(format!(
+                "jumpgate_channel_open_failures_total{{reason=\"{}\",upstream=\"declared\"}} 0",
+                r.label()
+            ));
+        }
+        for s in SESSION_STATES {
+            want.push(format!(
+                "jumpgate_sessions{{state=\"{s}\",upstream=\"declared\"}} 0"
+            ));
+        }
+        for line in want {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line} in:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn open_failure_reasons_are_listed_once_each() {
+        let mut labels: Vec<&str> = OpenFailure::ALL.iter().map(|r| r.label()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), OpenFailure::ALL.len(), "{labels:?}");
     }
 
     #[test]

@@ -23,8 +23,9 @@ const FETCH_LIMIT: Duration = Duration::from_secs(5);
 /// A `/status` document is a few KiB; this bounds a misbehaving peer.
 const MAX_RESPONSE: u64 = 16 << 20;
 
-/// `http://HOST:PORT` (a trailing `/` is allowed): the only form
-/// `--admin` takes, so that a typo cannot send the request somewhere odd.
+/// `http://HOST:PORT` (a trailing `/` is allowed) or a bare `HOST:PORT`, the
+/// form `jumpgate up --admin` binds, so one address works in both; nothing
+/// else, so that a typo cannot send the request somewhere odd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminUrl {
     /// As written: a name, an IPv4 address or a bracketed IPv6 address.
@@ -33,7 +34,9 @@ pub struct AdminUrl {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{url:?} is not an admin URL: {why} (expected http://HOST:PORT, e.g. {DEFAULT_ADMIN})")]
+#[error(
+    "{url:?} is not an admin URL: {why} (expected http://HOST:PORT or HOST:PORT, e.g. {DEFAULT_ADMIN})"
+)]
 pub struct UrlError {
     url: String,
     why: &'static str,
@@ -45,9 +48,11 @@ impl AdminUrl {
             url: url.to_owned(),
             why,
         };
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| err("only http:// is supported"))?;
+        let rest = match url.strip_prefix("http://") {
+            Some(rest) => rest,
+            None if url.contains("://") => return Err(err("only http:// is supported")),
+            None => url,
+        };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains(['/', '?', '#', '@']) || rest.chars().any(char::is_whitespace) {
             return Err(err("no path, query or user part"));
@@ -81,7 +86,10 @@ impl fmt::Display for AdminUrl {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("cannot reach jumpgate admin at {url}: {why} \u{2014} is `[admin] bind` set?")]
+    #[error(
+        "cannot reach jumpgate admin at {url}: {why} \u{2014} is jumpgate running with \
+         `[admin] bind` (run) or `--admin` (up) at this address?"
+    )]
     Unreachable { url: AdminUrl, why: String },
     #[error("jumpgate admin at {url} did not answer within {}s", FETCH_LIMIT.as_secs())]
     Timeout { url: AdminUrl },
@@ -734,9 +742,15 @@ mod tests {
         assert_eq!((u.connect_host(), u.port), ("::1", 9191));
         assert_eq!(u.to_string(), "http://[::1]:9191");
         assert!(AdminUrl::parse("http://localhost:80").is_ok());
+        // The bare form `jumpgate up --admin` takes works here too.
+        let u = AdminUrl::parse("127.0.0.1:9191").unwrap();
+        assert_eq!(u.to_string(), "http://127.0.0.1:9191");
+        let u = AdminUrl::parse("[::1]:9191").unwrap();
+        assert_eq!((u.connect_host(), u.port), ("::1", 9191));
         for bad in [
             "https://127.0.0.1:9191",
-            "127.0.0.1:9191",
+            "ftp://127.0.0.1:9191",
+            "9191",
             "http://127.0.0.1",
             "http://127.0.0.1:0",
             "http://127.0.0.1:99999",
@@ -744,10 +758,28 @@ mod tests {
             "http://::1:9191",
             "http://127.0.0.1:9191/status",
             "http://u@127.0.0.1:9191",
+            "127.0.0.1:9191/status",
         ] {
             let e = AdminUrl::parse(bad).unwrap_err();
-            assert!(e.to_string().contains("expected http://HOST:PORT"), "{e}");
+            assert!(
+                e.to_string()
+                    .contains("expected http://HOST:PORT or HOST:PORT"),
+                "{e}"
+            );
         }
+    }
+
+    #[test]
+    fn unreachable_names_both_ways_to_set_the_address() {
+        let e = FetchError::Unreachable {
+            url: AdminUrl::parse(DEFAULT_ADMIN).unwrap(),
+            why: "connection refused".into(),
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("`--admin`") && text.contains("`[admin] bind`"),
+            "{text}"
+        );
     }
 
     #[test]

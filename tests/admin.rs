@@ -108,6 +108,68 @@ async fn readyz_names_an_upstream_without_a_session() {
     .await;
 }
 
+/// Every series with a known label set exists at 0 from start-up, before any
+/// event: a counter that appears only at its first event, already at 1, is a
+/// rise `increase()` never sees, so an alert such as JumpgateKeepaliveTimeouts
+/// could never fire on the first keepalive timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_known_series_is_at_zero_from_start_up() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let mut cfg = GateConfig::new(&sshd);
+        cfg.extra_toml.push(ADMIN_TOML.into());
+        let mut gate = Gate::start(&cfg).await;
+        let admin = admin_addr(&mut gate).await;
+        let (_, metrics) = get(admin, "/metrics").await;
+        let mut zero = vec![
+            "jumpgate_keepalive_timeouts_total{upstream=\"jump\"}".to_owned(),
+            "jumpgate_session_connects_total{result=\"failed\",upstream=\"jump\"}".to_owned(),
+            "jumpgate_channels_active{upstream=\"jump\"}".to_owned(),
+            "jumpgate_connections_active{listener=\"socks\"}".to_owned(),
+            "jumpgate_connect_duration_seconds_count{upstream=\"jump\"}".to_owned(),
+        ];
+        for reason in [
+            "prohibited",
+            "connect_failed",
+            "unknown_channel_type",
+            "resource_shortage",
+            "timeout",
+            "no_session",
+            "session_gone",
+            "pool_full",
+            "ssh_error",
+        ] {
+            zero.push(format!(
+                "jumpgate_channel_open_failures_total{{reason=\"{reason}\",upstream=\"jump\"}}"
+            ));
+        }
+        for result in ["ok", "rejected", "failed", "rate_limited"] {
+            zero.push(format!(
+                "jumpgate_connections_total{{listener=\"socks\",result=\"{result}\"}}"
+            ));
+        }
+        for limit in ["connections_per_second_per_client", "max_connections"] {
+            zero.push(format!(
+                "jumpgate_rate_limited_total{{limit=\"{limit}\",listener=\"socks\"}}"
+            ));
+        }
+        for direction in ["up", "down"] {
+            zero.push(format!(
+                "jumpgate_transferred_bytes_total{{direction=\"{direction}\",upstream=\"jump\"}}"
+            ));
+        }
+        let missing: Vec<&String> = zero
+            .iter()
+            .filter(|s| sample(&metrics, s) != Some(0.0))
+            .collect();
+        assert!(missing.is_empty(), "not at 0: {missing:?}\n{metrics}");
+        // The session that made the gate ready is counted, not pre-created at 0.
+        let ok = "jumpgate_session_connects_total{result=\"ok\",upstream=\"jump\"}";
+        assert!(sample(&metrics, ok).is_some_and(|n| n >= 1.0), "{metrics}");
+    })
+    .await;
+}
+
 /// Polls `/metrics` until `series` has `value` (counters settle when a
 /// refused client's handshake task ends), then returns the text.
 async fn metrics_when(admin: SocketAddr, series: &str, value: f64) -> String {

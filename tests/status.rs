@@ -1,7 +1,8 @@
 //! The status surface over a known workload (two finished tunnels, one open
 //! tunnel, a refused CONNECT, a name that does not resolve and carries HTML):
 //! `/status` JSON read back into `jumpgate::status::Status`; the page at `/`
-//! rendered by a real headless Chromium (DOM and screenshot); and
+//! rendered by a real headless Chromium (DOM and screenshot), with
+//! the recent-errors column measured in a same-origin frame; and
 //! `jumpgate status` against a ready gate, a gate without a session, a closed
 //! port and a bad URL.
 
@@ -325,7 +326,7 @@ async fn status_page_in_headless_chromium() {
         // showing what it had.
         let (_, page) = get(scene.admin, "/").await;
         let (_, json) = get(scene.admin, "/status").await;
-        let vanishing = VanishingAdmin::start(page, json).await;
+        let vanishing = VanishingAdmin::start(page.clone(), json).await;
         let url = format!("http://{}/", vanishing.addr);
         let dom = headless(&browser, scene.gate.dir(), &url, &["--dump-dom".into()]).await;
         assert!(
@@ -339,6 +340,11 @@ async fn status_page_in_headless_chromium() {
             "{banner}"
         );
         assert!(banner.contains("Showing the last data"), "{banner}");
+        // The header badge no longer claims what the page cannot know.
+        let badge = element(&dom, "<span id=\"ready-badge\"", "</span>")
+            .unwrap_or_else(|| panic!("no ready badge in:\n{dom}"));
+        assert!(badge.contains("data-state=\"unreachable\""), "{badge}");
+        assert!(!badge.contains(">ready"), "{badge}");
         let row = element(
             &dom,
             &format!("<tr data-session-id=\"{}\"", session.id),
@@ -346,12 +352,75 @@ async fn status_page_in_headless_chromium() {
         )
         .unwrap_or_else(|| panic!("the last data is gone:\n{dom}"));
         assert_eq!(field(row, "channels"), Some("1"), "{row}");
+        drop(vanishing);
+
+        // Recent errors of very different ages: the message column starts
+        // at the same x in every row, whatever the width of the age text.
+        let mut aged = s.clone();
+        let errors = &mut aged.upstreams[0].recent_errors;
+        let first = errors[0].clone();
+        *errors = AGES
+            .iter()
+            .map(|a| jumpgate::status::ErrorStatus {
+                age_seconds: *a,
+                ..first.clone()
+            })
+            .collect();
+        let json = serde_json::to_string(&aged).expect("status JSON");
+        let steady = VanishingAdmin::serve(page, json, usize::MAX).await;
+        let url = format!("http://{}/harness", steady.addr);
+        let dom = headless(
+            &browser,
+            scene.gate.dir(),
+            &url,
+            &["--dump-dom".into(), "--window-size=1200,900".into()],
+        )
+        .await;
+        let out = element(&dom, "<pre id=\"out\">", "</pre>")
+            .unwrap_or_else(|| panic!("no harness output in:\n{dom}"));
+        let cells: Vec<(&str, &str)> = out["<pre id=\"out\">".len()..]
+            .split('|')
+            .filter_map(|c| c.split_once('='))
+            .collect();
+        assert_eq!(cells.len(), AGES.len(), "{out}");
+        let lefts: Vec<&str> = cells.iter().map(|(_, left)| *left).collect();
+        assert!(
+            lefts.windows(2).all(|w| w[0] == w[1]),
+            "the message column moves with the age text: {cells:?}"
+        );
     })
     .await;
 }
 
-/// Serves the status page, answers its first `/status` poll with `json` and
-/// every later one with 503, like a jumpgate that went away.
+/// Ages of the recent errors in the alignment check: "5s ago" to
+/// "31d 6h ago".
+const AGES: [f64; 5] = [5.0, 187.0, 7_500.0, 90_000.0, 2_700_000.0];
+
+/// A page that loads the status page in a same-origin frame and, once it
+/// shows every recent error, writes each row's age text and the left edge of
+/// its message into `#out` as `AGE=X|AGE=X...`, for `--dump-dom` to read.
+const HARNESS: &str = r#"<!doctype html>
+<html><body>
+<iframe id="f" src="/" width="1200" height="800"></iframe>
+<pre id="out">waiting</pre>
+<script>
+function look() {
+  var d = document.getElementById("f").contentDocument;
+  var rows = d ? d.querySelectorAll("ul.errors li") : [];
+  if (rows.length < 5) { setTimeout(look, 100); return; }
+  document.getElementById("out").textContent = Array.prototype.map.call(rows, function (r) {
+    return r.querySelector(".age").textContent + "=" +
+      Math.round(r.querySelector(".msg").getBoundingClientRect().left);
+  }).join("|");
+}
+look();
+</script>
+</body></html>
+"#;
+
+/// Serves the status page (and `HARNESS` at `/harness`), answers the first
+/// `answered` `/status` polls with `json` and every later one with 503, like
+/// a jumpgate that went away.
 struct VanishingAdmin {
     addr: SocketAddr,
     polls: Arc<AtomicUsize>,
@@ -360,6 +429,10 @@ struct VanishingAdmin {
 
 impl VanishingAdmin {
     async fn start(page: String, json: String) -> VanishingAdmin {
+        VanishingAdmin::serve(page, json, 1).await
+    }
+
+    async fn serve(page: String, json: String, answered: usize) -> VanishingAdmin {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the stand-in admin");
@@ -379,10 +452,11 @@ impl VanishingAdmin {
                 let head = String::from_utf8_lossy(&head);
                 let path = head.split_whitespace().nth(1).unwrap_or("/");
                 let (code, kind, body) = match path {
-                    "/status" if counter.fetch_add(1, Ordering::SeqCst) == 0 => {
+                    "/status" if counter.fetch_add(1, Ordering::SeqCst) < answered => {
                         ("200 OK", "application/json", json.as_str())
                     }
                     "/status" => ("503 Service Unavailable", "text/plain", "gone\n"),
+                    "/harness" => ("200 OK", "text/html; charset=utf-8", HARNESS),
                     _ => ("200 OK", "text/html; charset=utf-8", page.as_str()),
                 };
                 let reply = format!(
@@ -489,7 +563,10 @@ async fn status_command_fails_when_not_ready_or_unreachable() {
         let admin = format!("http://{}", admin_addr(&mut gate).await);
         let (code, out, err) = jumpgate(gate.dir(), &["status", "--admin", &admin]).await;
         assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
-        assert!(out.lines().next().is_some_and(|l| l.ends_with("NOT READY")), "{out}");
+        assert!(
+            out.lines().next().is_some_and(|l| l.ends_with("NOT READY")),
+            "{out}"
+        );
         assert!(
             err.contains("not ready: upstream jump has no live SSH session"),
             "{err}"
@@ -501,12 +578,22 @@ async fn status_command_fails_when_not_ready_or_unreachable() {
         assert!(out.is_empty(), "{out}");
         assert!(
             err.contains(&format!(
-                "cannot reach jumpgate admin at {closed}: connection refused \u{2014} is `[admin] bind` set?"
+                "cannot reach jumpgate admin at {closed}: connection refused \u{2014} is jumpgate \
+                 running with `[admin] bind` (run) or `--admin` (up) at this address?"
             )),
             "{err}"
         );
 
-        for bad in ["https://127.0.0.1:9191", "127.0.0.1:9191", "http://127.0.0.1"] {
+        // The bare IP:PORT that `jumpgate up --admin` takes works here too.
+        let bare = admin.trim_start_matches("http://");
+        let (code, out, err) = jumpgate(gate.dir(), &["status", "--admin", bare]).await;
+        assert_eq!(code, 1, "{bare}: stdout:\n{out}\nstderr:\n{err}");
+        assert!(
+            out.lines().next().is_some_and(|l| l.ends_with("NOT READY")),
+            "{out}"
+        );
+
+        for bad in ["https://127.0.0.1:9191", "9191", "http://127.0.0.1"] {
             let (code, out, err) = jumpgate(gate.dir(), &["status", "--admin", bad]).await;
             assert_eq!(code, 2, "{bad}: stdout:\n{out}\nstderr:\n{err}");
             assert!(err.contains("is not an admin URL"), "{bad}: {err}");

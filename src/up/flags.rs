@@ -97,9 +97,10 @@ pub fn parse(args: &[String], local: &Local) -> Result<UpArgs, UsageError> {
                 "ready-file" => up.ready_file = Some(PathBuf::from(value("ready-file")?)),
                 "admin" => {
                     let v = value("admin")?;
-                    up.admin = Some(crate::config::parse_bind(&v).ok_or_else(|| {
+                    up.admin = Some(admin_bind(&v).ok_or_else(|| {
                         UsageError(format!(
-                            "--admin {v:?}: expected IP:PORT such as 127.0.0.1:9191"
+                            "--admin {v:?}: expected IP:PORT or http://IP:PORT \
+                             such as 127.0.0.1:9191"
                         ))
                     })?);
                 }
@@ -315,6 +316,17 @@ fn split_host_port(h: &str) -> (&str, Option<u16>) {
     }
 }
 
+/// `--admin`: `IP:PORT` (or a bare port, as `-D` takes), or the
+/// `http://IP:PORT` URL that `jumpgate status --admin` takes, so that one
+/// address can be pasted into both.
+fn admin_bind(v: &str) -> Option<SocketAddr> {
+    let bare = match v.strip_prefix("http://") {
+        Some(rest) => rest.strip_suffix('/').unwrap_or(rest),
+        None => v,
+    };
+    crate::config::parse_bind(bare)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +373,24 @@ mod tests {
         let u = p(&["al@h:2201", "--ready-file", "/tmp/r", "--admin=127.0.0.1:0"]).unwrap();
         assert_eq!((u.host.as_str(), u.cmdline.port), ("h", Some(2201)));
         assert!(u.ready_file.is_some() && u.admin.is_some());
+        // The URL form `jumpgate status --admin` takes works here too.
+        for url in ["http://127.0.0.1:9191", "http://127.0.0.1:9191/"] {
+            let u = p(&["h", "--admin", url]).unwrap();
+            assert_eq!(u.admin, Some(SocketAddr::from(([127, 0, 0, 1], 9191))));
+        }
+        let u = p(&["h", "--admin=http://[::1]:9191"]).unwrap();
+        assert_eq!(
+            u.admin.map(|a| a.to_string()).as_deref(),
+            Some("[::1]:9191")
+        );
+        for bad in [
+            "https://127.0.0.1:9191",
+            "http://127.0.0.1:9191/status",
+            "x",
+        ] {
+            let e = p(&["h", "--admin", bad]).expect_err(bad).0;
+            assert!(e.contains("expected IP:PORT or http://IP:PORT"), "{e}");
+        }
         assert_eq!(p(&["[::1]:22"]).unwrap().host, "::1");
         assert_eq!(p(&["::1"]).unwrap().host, "::1");
     }

@@ -80,13 +80,11 @@ struct HostHealth {
 impl Pool {
     pub fn new(mut settings: SessionSettings) -> Arc<Pool> {
         let hosts = vec![HostHealth::default(); settings.upstream.hosts.len()];
-        // Every session series exists (at 0) from the start, so an upstream that has
-        // never had a session shows `ready 0` instead of no series, which alerts
-        // such as JumpgateUpstreamDown could not see.
-        let sessions = &crate::metrics::get().sessions;
-        for state in ["ready", "connecting", "draining"] {
-            sessions.with_label_values(&[&settings.upstream.name, state]);
-        }
+        // Every series of the upstream exists (at 0) from the start: an upstream
+        // that has never had a session shows `ready 0` instead of no series, and
+        // the first keepalive timeout or failed open is a rise from 0, which
+        // alerts such as JumpgateUpstreamDown and JumpgateKeepaliveTimeouts see.
+        crate::metrics::get().declare_upstream(&settings.upstream.name);
         let forwarded = forwarded::queue(&mut settings);
         Arc::new(Pool {
             settings: Arc::new(settings),

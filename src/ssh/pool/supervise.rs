@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::{pick_host, Jitter, Pool, State};
+use crate::metrics::SessionConnect;
 use crate::ssh::session::JumpSession;
 
 /// How long `shutdown` waits for sessions to say goodbye.
@@ -63,9 +64,13 @@ impl Pool {
             }
         };
         connecting.dec();
-        let result = if r.is_ok() { "ok" } else { "failed" };
+        let result = if r.is_ok() {
+            SessionConnect::Ok
+        } else {
+            SessionConnect::Failed
+        };
         m.session_connects
-            .with_label_values(&[self.name(), result])
+            .with_label_values(&[self.name(), result.label()])
             .inc();
         let mut st = self.lock();
         st.hosts[host].dialing = st.hosts[host].dialing.saturating_sub(1);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use russh::ChannelOpenFailure;
 
 use crate::config::Endpoint;
+use crate::metrics::OpenFailure;
 use crate::ssh::known_hosts::HostKeyError;
 use crate::ssh::proxy_command;
 
@@ -109,21 +110,26 @@ pub enum OpenError {
 }
 
 impl OpenError {
-    /// The `reason` label of `jumpgate_channel_open_failures_total`.
-    pub fn reason_label(&self) -> &'static str {
+    /// The `reason` of `jumpgate_channel_open_failures_total`.
+    pub fn reason(&self) -> OpenFailure {
         match self {
             Self::Refused { reason, .. } => match reason {
-                FailureReason::AdministrativelyProhibited => "prohibited",
-                FailureReason::ConnectFailed => "connect_failed",
-                FailureReason::UnknownChannelType => "unknown_channel_type",
-                FailureReason::ResourceShortage => "resource_shortage",
+                FailureReason::AdministrativelyProhibited => OpenFailure::Prohibited,
+                FailureReason::ConnectFailed => OpenFailure::ConnectFailed,
+                FailureReason::UnknownChannelType => OpenFailure::UnknownChannelType,
+                FailureReason::ResourceShortage => OpenFailure::ResourceShortage,
             },
-            Self::Timeout => "timeout",
-            Self::NoSession { .. } => "no_session",
-            Self::SessionGone => "session_gone",
-            Self::Full { .. } => "pool_full",
-            Self::Ssh(_) => "ssh_error",
+            Self::Timeout => OpenFailure::Timeout,
+            Self::NoSession { .. } => OpenFailure::NoSession,
+            Self::SessionGone => OpenFailure::SessionGone,
+            Self::Full { .. } => OpenFailure::PoolFull,
+            Self::Ssh(_) => OpenFailure::SshError,
         }
+    }
+
+    /// The `reason` label of `jumpgate_channel_open_failures_total`.
+    pub fn reason_label(&self) -> &'static str {
+        self.reason().label()
     }
 }
 
@@ -189,6 +195,13 @@ mod tests {
                 "no_session",
             ),
             (OpenError::SessionGone, "session_gone"),
+            (
+                OpenError::Full {
+                    upstream: "u".into(),
+                    limit: "1 x 1".into(),
+                },
+                "pool_full",
+            ),
             (OpenError::Ssh(russh::Error::Inconsistent), "ssh_error"),
         ];
         for (e, label) in &errors {
