@@ -734,3 +734,52 @@ async fn up_reads_global_known_hosts_and_identity_agent() {
     })
     .await;
 }
+
+/// As ssh: `-D PORT`, `-D localhost:PORT` and `-L PORT:host:port` listen on
+/// both loopbacks, 127.0.0.1 and ::1, so a client that resolves `localhost`
+/// to ::1 (or is pointed at `[::1]:PORT`) gets through too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_dash_d_port_listens_on_both_loopbacks() {
+    within(LIMIT, "up -D PORT on ::1", async {
+        let sshd = Sshd::start().await;
+        let web = targets::http("both loopbacks".into()).await;
+        let (dport, lport_d, lport) = (free_port(), free_port(), free_port());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ready = dir.path().join("ready");
+        let mut args = direct_args(&sshd, free_port(), &ready);
+        let dest = args.pop().expect("destination");
+        args.extend([
+            s("-D"),
+            dport.to_string(),
+            format!("-Dlocalhost:{lport_d}"),
+            s("-L"),
+            format!("{lport}:localhost:{}", web.port()),
+            dest,
+        ]);
+        let mut up = Up::spawn(dir, &args);
+        up.wait_ready().await;
+        let url = format!("http://localhost:{}/", web.port());
+        for port in [dport, lport_d] {
+            for ip in ["127.0.0.1", "::1"] {
+                let addr = SocketAddr::new(ip.parse().expect("ip"), port);
+                let got = curl(up.dir.path(), "--socks5-hostname", addr, &url).await;
+                assert_eq!(
+                    got.code,
+                    0,
+                    "curl via {addr}: {}\n{}",
+                    got.stderr,
+                    up.logs.text()
+                );
+                assert_eq!(got.body, "both loopbacks");
+            }
+        }
+        for ip in ["127.0.0.1", "::1"] {
+            let addr = SocketAddr::new(ip.parse().expect("ip"), lport);
+            assert_eq!(http_get(addr).await, "both loopbacks", "{}", up.logs.text());
+        }
+        let text = std::fs::read_to_string(up.ready_file()).expect("ready file");
+        assert!(text.contains(&format!("socks5 [::1]:{dport}")), "{text}");
+        assert_eq!(up.terminate().await, Some(0), "{}", up.logs.text());
+    })
+    .await;
+}

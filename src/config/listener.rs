@@ -31,6 +31,7 @@ impl Cx<'_> {
             name,
             kind,
             bind,
+            also_bind: Vec::new(),
             via,
             handshake_timeout: self.duration(
                 "handshake_timeout",

@@ -191,6 +191,13 @@ pub struct Listener {
     pub name: String,
     pub kind: ListenerKind,
     pub bind: SocketAddr,
+    /// Further addresses served the same way, on `bind`'s port once bound:
+    /// ssh's `-D PORT` listens on 127.0.0.1 and ::1, `-D *:PORT` on both
+    /// wildcards, and `up` does the same. As with ssh, one of these that
+    /// cannot be bound (no IPv6 here) is a warning, not a failure, since
+    /// `bind` serves; IPv6 wildcards here are IPv6-only, so that they do
+    /// not collide with the IPv4 one.
+    pub also_bind: Vec<SocketAddr>,
     /// Index into `Config::upstreams`.
     pub via: usize,
     pub handshake_timeout: Duration,

@@ -75,6 +75,21 @@ pub fn load_keys(config: &Config) -> Result<Vec<SessionSettings>, DaemonError> {
         .collect()
 }
 
+/// Binds one of a listener's further addresses; an IPv6 one IPv6-only
+/// (as ssh does), so that `[::]` and `0.0.0.0` on one port both bind.
+fn bind_also(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
 /// A bound listener, as logs and readiness signals show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoundListener {
@@ -108,7 +123,18 @@ impl Daemon {
                     source,
                 })?;
             let listener = Listener::new(l, upstreams[l.via].clone(), limits.clone());
-            listeners.push((listener, tcp));
+            // `bind`'s port, so that port 0 gives one port on every address.
+            let port = tcp.local_addr().map(|a| a.port()).unwrap_or(l.bind.port());
+            listeners.push((listener.clone(), tcp));
+            for also in &l.also_bind {
+                let addr = SocketAddr::new(also.ip(), port);
+                match bind_also(addr) {
+                    Ok(tcp) => listeners.push((listener.clone(), tcp)),
+                    // As ssh: served on `bind` already, so only a warning
+                    // (a host without IPv6, say).
+                    Err(e) => warn!(listener = %l.name, %addr, error = %e, "cannot listen"),
+                }
+            }
         }
         let admin = match config.admin {
             None => None,

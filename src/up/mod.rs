@@ -6,7 +6,7 @@
 
 pub mod flags;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tracing::warn;
 
@@ -65,7 +65,7 @@ pub fn to_config(r: &Resolved, up: &UpArgs, local: &Local) -> Result<Config, UpE
     let mut listeners = Vec::new();
     let local = r.dynamic_forwards.iter().chain(&r.local_forwards);
     for (i, f) in local.enumerate() {
-        let bind = bind_addr(f, r.gateway_ports)?;
+        let (bind, also_bind) = bind_addrs(f, r.gateway_ports)?;
         let (prefix, kind) = if f.is_dynamic() {
             ("socks", ListenerKind::Socks5)
         } else {
@@ -90,6 +90,7 @@ pub fn to_config(r: &Resolved, up: &UpArgs, local: &Local) -> Result<Config, UpE
             name,
             kind,
             bind,
+            also_bind,
             via: 0,
             handshake_timeout: config::DEFAULT_TIMEOUT,
             connect_timeout: config::DEFAULT_TIMEOUT,
@@ -104,26 +105,39 @@ pub fn to_config(r: &Resolved, up: &UpArgs, local: &Local) -> Result<Config, UpE
 }
 
 /// ssh's rule for where a forward listens: no address means loopback
-/// (everywhere with GatewayPorts), `*` or empty means everywhere.
-fn bind_addr(f: &ssh_config::Forward, gateway_ports: bool) -> Result<SocketAddr, UpError> {
+/// (everywhere with GatewayPorts), `*` or empty means everywhere; loopback
+/// and everywhere are both address families, as ssh binds them (the
+/// first is the one that must bind, the others follow on its port).
+fn bind_addrs(
+    f: &ssh_config::Forward,
+    gateway_ports: bool,
+) -> Result<(SocketAddr, Vec<SocketAddr>), UpError> {
     if let Some(p) = &f.listen_path {
         return Err(UpError::Unsupported(format!(
             "{p}: listening on a Unix socket is not supported"
         )));
     }
-    let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-    let ip = match f.listen_host.as_deref() {
-        None if gateway_ports => any,
-        None | Some("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        Some("" | "*") => any,
-        Some(h) => h.parse().map_err(|_| {
-            UpError::Unsupported(format!(
-                "{h}:{}: the bind address must be an IP address, localhost or *",
-                f.listen_port
-            ))
-        })?,
+    let port = f.listen_port;
+    let both = |v4: Ipv4Addr, v6: Ipv6Addr| {
+        (
+            SocketAddr::new(IpAddr::V4(v4), port),
+            vec![SocketAddr::new(IpAddr::V6(v6), port)],
+        )
     };
-    Ok(SocketAddr::new(ip, f.listen_port))
+    let any = || both(Ipv4Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED);
+    Ok(match f.listen_host.as_deref() {
+        None if gateway_ports => any(),
+        None | Some("localhost") => both(Ipv4Addr::LOCALHOST, Ipv6Addr::LOCALHOST),
+        Some("" | "*") => any(),
+        Some(h) => {
+            let ip: IpAddr = h.parse().map_err(|_| {
+                UpError::Unsupported(format!(
+                    "{h}:{port}: the bind address must be an IP address, localhost or *"
+                ))
+            })?;
+            (SocketAddr::new(ip, port), Vec::new())
+        }
+    })
 }
 
 /// `jumpgate up ARGS`; returns the exit code.
@@ -170,4 +184,31 @@ pub async fn run(up: UpArgs) -> u8 {
     }
     .run(config)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ssh_config::spec::parse_forward;
+
+    fn binds(spec: &str, gateway_ports: bool) -> Vec<String> {
+        let f = parse_forward(spec, true, false).expect("forward");
+        let (first, also) = bind_addrs(&f, gateway_ports).expect("binds");
+        std::iter::once(first)
+            .chain(also)
+            .map(|a| a.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn loopback_and_wildcard_bind_both_families_as_ssh() {
+        let lo = ["127.0.0.1:1080", "[::1]:1080"];
+        let any = ["0.0.0.0:1080", "[::]:1080"];
+        assert_eq!(binds("1080", false), lo);
+        assert_eq!(binds("localhost:1080", false), lo);
+        assert_eq!(binds("1080", true), any);
+        assert_eq!(binds("*:1080", false), any);
+        assert_eq!(binds("127.0.0.1:1080", true), ["127.0.0.1:1080"]);
+        assert_eq!(binds("[::1]:1080", false), ["[::1]:1080"]);
+    }
 }
