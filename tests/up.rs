@@ -399,6 +399,9 @@ async fn bad_config_lines_exit_78_and_read_like_ssh() {
         "Host *\n  LocalForward 14 h:1 extra\n  Port abc\n  Compression maybe\n  ServerAliveCountMax x\n",
         "Host a\n  Ciphers bogus-cipher\nHost *\n  ConnectTimeout 5q\n  DynamicForward 0\n  RemoteForward\n",
         "Match all host x\n  User y\nHost *\n  User \"unterminated\n  ProxyJump a,@b\n  LocalForward 1\n",
+        // An unknown keyword is only a warning, until the file has a bad
+        // line: then ssh counts it among them.
+        "Bogus x\nHost *\n  Port abc\n  AlsoBogus y\n",
     ];
     for (i, text) in configs.iter().enumerate() {
         let file = dir.path().join(format!("bad{i}.conf"));
@@ -431,7 +434,9 @@ async fn bad_config_lines_exit_78_and_read_like_ssh() {
     let (code, err) = up_exit(dir.path(), &[s("-F"), s("/no/such/config"), s("h")]).await;
     assert_eq!(code, Some(78), "{err}");
     assert!(
-        err.contains("Can't open user config file /no/such/config"),
+        err.contains(
+            "jumpgate up: Can't open user config file /no/such/config: No such file or directory"
+        ),
         "{err}"
     );
 }

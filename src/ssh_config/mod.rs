@@ -30,7 +30,7 @@ use parse::{Flags, Reader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshConfigError {
-    #[error("Can't open user config file {path}: {source}")]
+    #[error("Can't open user config file {path}: {}", strerror(source))]
     Open {
         path: String,
         source: std::io::Error,
@@ -41,6 +41,16 @@ pub enum SshConfigError {
     Bad(Vec<String>),
     #[error("{0}")]
     Fatal(String),
+}
+
+/// An I/O error as C's strerror words it (`No such file or directory`),
+/// as ssh prints it: without Rust's ` (os error N)`.
+pub fn strerror(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
 }
 
 /// Which files to read (ssh's `-F`).
@@ -155,7 +165,8 @@ fn read_files(r: &mut Reader<'_>, files: &ConfigFiles) -> Result<(), SshConfigEr
             if !r.read_file(p, user, &mut active, 0)? {
                 return Err(SshConfigError::Open {
                     path: p.display().to_string(),
-                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                    // ENOENT, so that it reads as ssh's message.
+                    source: std::io::Error::from_raw_os_error(2),
                 });
             }
         }

@@ -92,6 +92,10 @@ pub struct Reader<'a> {
     pub opts: Options,
     pub warnings: Vec<String>,
     warned: HashSet<String>,
+    /// Unknown keywords seen (file, line, ssh's message): only warnings
+    /// while the file is otherwise good, but counted among its bad lines
+    /// when it fails, as ssh counts them.
+    unknown: Vec<(String, usize, String)>,
 }
 
 impl<'a> Reader<'a> {
@@ -105,6 +109,7 @@ impl<'a> Reader<'a> {
             opts,
             warnings: Vec::new(),
             warned: HashSet::new(),
+            unknown: Vec::new(),
         }
     }
 
@@ -165,7 +170,7 @@ impl<'a> Reader<'a> {
             }
         }
         let text = String::from_utf8_lossy(&bytes);
-        let mut bad = Vec::new();
+        let mut bad: Vec<(usize, String)> = Vec::new();
         for (i, line) in text.split('\n').enumerate() {
             let at = At {
                 file: &shown,
@@ -176,12 +181,22 @@ impl<'a> Reader<'a> {
             };
             match self.process(line, &at, active) {
                 Ok(()) => {}
-                Err(LineErr::Bad(m)) => bad.push(m),
+                Err(LineErr::Bad(m)) => bad.push((i + 1, m)),
                 Err(LineErr::Fatal(e)) => return Err(e),
             }
         }
         if !bad.is_empty() {
+            bad.extend(
+                self.unknown
+                    .iter()
+                    .filter(|(file, _, _)| *file == shown)
+                    .map(|(_, line, m)| (*line, m.clone())),
+            );
+            bad.sort_by_key(|(line, _)| *line);
+            // `Match final` reads the files twice.
+            bad.dedup();
             let n = bad.len();
+            let mut bad: Vec<String> = bad.into_iter().map(|(_, m)| m).collect();
             bad.push(format!(
                 "{shown}: terminating, {n} bad configuration options"
             ));
@@ -501,6 +516,8 @@ impl<'a> Reader<'a> {
         if at.cmdline {
             return Err(msg.into());
         }
+        self.unknown
+            .push((at.file.to_owned(), at.line, msg.clone()));
         self.warn_once(
             format!("{}:{}", at.file, at.line),
             format!("{msg} (ignored)"),

@@ -148,8 +148,13 @@ pub async fn run(up: UpArgs) -> u8 {
     }
     let resolved = match resolve(&up, &local) {
         Ok(r) => r,
-        Err(e) => {
+        // Bad lines are ssh's own, word for word; the rest says who speaks.
+        Err(e @ ssh_config::SshConfigError::Bad(_)) => {
             crate::say_err!("{e}");
+            return EXIT_CONFIG;
+        }
+        Err(e) => {
+            crate::say_err!("jumpgate up: {e}");
             return EXIT_CONFIG;
         }
     };
