@@ -1,12 +1,13 @@
 //! `jumpgate check`: with a config that loaded, reads every upstream's keys
 //! (with certificates) and logs in once to each of its hosts, one line per
-//! host on stdout; the exit code says whether all worked (78 for a key
-//! problem, 1 for a failed login). Serves nothing. Talks to `ssh`.
+//! host on stdout; the exit code says whether all worked, with the codes
+//! of `up` and `run` (78 for a key, a refused login or a host key; 1 for a
+//! host that could not be reached). Serves nothing. Talks to `ssh`.
 
 use std::path::Path;
 
 use crate::config::Config;
-use crate::exit::{EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME};
+use crate::exit::{EXIT_CONFIG, EXIT_OK};
 use crate::ssh::identity;
 use crate::ssh::session::{JumpSession, SessionSettings};
 
@@ -38,9 +39,9 @@ pub async fn run(path: &Path, config: &Config) -> u8 {
                 }
                 Err(e) => {
                     crate::say_out!("upstream {} {}: FAILED: {e}", u.name, shown);
-                    if code == EXIT_OK {
-                        code = EXIT_RUNTIME;
-                    }
+                    // 78 wins over 1: a config to fix says more than a
+                    // host that may come back.
+                    code = code.max(e.exit_code());
                 }
             }
         }

@@ -12,9 +12,8 @@ use crate::support::{
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);
 
-/// `jumpgate check` exit code when login fails; config errors (keys, certificates)
-/// are 78.
-const EXIT_RUNTIME: i32 = 1;
+/// `jumpgate check` exits 78 for every config error: keys, certificates, and a
+/// login the server refuses or a host key refused (the same code as `up`).
 const EX_CONFIG: i32 = 78;
 
 async fn sshd_trusting(ca: &CertAuthority) -> Sshd {
@@ -48,7 +47,7 @@ async fn certificate_next_to_the_identity_file_logs_in() {
 
         // Without a certificate the key is not enough: the fixture really relies on it.
         let exit = check_expect_exit(&cfg);
-        assert_eq!(exit.code, Some(EXIT_RUNTIME), "{}", output(&exit));
+        assert_eq!(exit.code, Some(EX_CONFIG), "{}", output(&exit));
         assert!(
             exit.stdout.contains("Permission denied (publickey)"),
             "{}",
@@ -112,7 +111,7 @@ async fn expired_certificate_is_refused_with_a_clear_error() {
         let key = sshd.new_unlisted_key(KeyKind::Ed25519);
         ca.sign(&key, "jg-old", sshd.user(), Some("20200101:20200102"));
         let exit = check_expect_exit(&GateConfig::new(&sshd).identity(&key));
-        assert_eq!(exit.code, Some(EXIT_RUNTIME), "{}", output(&exit));
+        assert_eq!(exit.code, Some(EX_CONFIG), "{}", output(&exit));
         for want in [
             "Permission denied (publickey)",
             "key id \"jg-old\"",
@@ -170,7 +169,7 @@ async fn rsa_certificate_refusal_is_explained() {
         let key = sshd.new_unlisted_key(KeyKind::Rsa);
         ca.sign(&key, "jg-rsa", sshd.user(), None);
         let exit = check_expect_exit(&GateConfig::new(&sshd).identity(&key));
-        assert_eq!(exit.code, Some(EXIT_RUNTIME), "{}", output(&exit));
+        assert_eq!(exit.code, Some(EX_CONFIG), "{}", output(&exit));
         assert!(
             exit.stdout.contains("Permission denied (publickey)")
                 && exit
@@ -219,7 +218,7 @@ async fn host_certificate_from_a_trusted_ca_is_accepted() {
         )
         .expect("write known_hosts");
         let exit = check_expect_exit(&GateConfig::new(&sshd).known_hosts(Some(&other)));
-        assert_eq!(exit.code, Some(EXIT_RUNTIME), "{}", output(&exit));
+        assert_eq!(exit.code, Some(EX_CONFIG), "{}", output(&exit));
         let want = format!(
             "host certificate of {} refused: signed by CA SHA256:",
             sshd.known_hosts_name()
@@ -244,10 +243,10 @@ async fn host_certificate_from_a_trusted_ca_is_accepted() {
         )
         .expect("write known_hosts");
         for (algorithms, want) in [
-            (None, EXIT_RUNTIME),
+            (None, EX_CONFIG),
             (
                 Some("[\"ssh-ed25519-cert-v01@openssh.com\", \"ssh-ed25519\"]"),
-                EXIT_RUNTIME,
+                EX_CONFIG,
             ),
             (Some("[\"ssh-ed25519\"]"), 0),
         ] {

@@ -16,9 +16,9 @@ use tracing::{error, info, warn};
 
 use super::{load_keys, ready, Daemon, DaemonError, Shutdown};
 use crate::config::{self, Config};
-use crate::exit::{EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME};
+use crate::exit::{EXIT_OK, EXIT_RUNTIME};
 use crate::ssh::pool::Pool;
-use crate::ssh::session::{ConnectError, JumpSession, SessionSettings};
+use crate::ssh::session::{JumpSession, SessionSettings};
 
 /// How long open tunnels may finish after SIGTERM/SIGINT (`run`, `up`).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -132,10 +132,7 @@ impl Startup {
             }
             Err(e) => {
                 crate::say_err!("{}: {e}", self.who);
-                Err(match e {
-                    ConnectError::HostKey(_) | ConnectError::Denied { .. } => EXIT_CONFIG,
-                    _ => EXIT_RUNTIME,
-                })
+                Err(e.exit_code())
             }
         }
     }

@@ -65,6 +65,16 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
+    /// The exit code of a command whose login failed so (`up`'s first
+    /// login, `check`): a host key or a refused key is the user's config
+    /// (78, not worth a restart); anything else may clear up by itself (1).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::HostKey(_) | Self::Denied { .. } => crate::exit::EXIT_CONFIG,
+            _ => crate::exit::EXIT_RUNTIME,
+        }
+    }
+
     /// A handshake error from russh, with the cases a user can fix in the
     /// config told apart.
     pub(super) fn from_handshake(addr: &Endpoint, source: russh::Error) -> ConnectError {
