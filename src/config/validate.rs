@@ -111,6 +111,38 @@ impl Cx<'_> {
                 })?,
             }),
         };
+        // What `run` would otherwise report as "Address already in use", as
+        // if another process held the port: (who, address, line).
+        let mut sockets: Vec<(String, SocketAddr, usize)> = raw
+            .listener
+            .iter()
+            .zip(&listeners)
+            .map(|(r, l)| {
+                let line = self.line_of(r.get_ref().bind.span().start);
+                (format!("listener {}", l.name), l.bind, line)
+            })
+            .collect();
+        if let (Some(addr), Some(a)) = (admin, &raw.admin) {
+            let line = a.bind.as_ref().map_or(0, |b| self.line_of(b.span().start));
+            sockets.push(("[admin]".into(), addr, line));
+        }
+        for (i, (who, addr, line)) in sockets.iter().enumerate() {
+            if let Some((other, at, other_line)) =
+                sockets[..i].iter().find(|(_, b, _)| overlaps(*addr, *b))
+            {
+                let me = match who.strip_prefix("listener ") {
+                    Some(name) => format!("listener {name}:"),
+                    None => who.clone(),
+                };
+                return Err(self.err_line(
+                    *line,
+                    format!(
+                        "{me} bind = \"{addr}\" overlaps {other} (bind = \"{at}\", line \
+                         {other_line}): give each its own port"
+                    ),
+                ));
+            }
+        }
         let limits = match &raw.limits {
             None => LimitSettings::default(),
             Some(l) => self.limits(l)?,
@@ -190,6 +222,19 @@ impl Cx<'_> {
             )
         })
     }
+}
+
+/// Whether binding `a` and then `b` fails with "Address already in use":
+/// one port (not 0, which the system picks) and the same address, or a
+/// wildcard over the other (`0.0.0.0` covers IPv4; `[::]` both, as it is
+/// dual-stack unless told otherwise).
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() == 0 || a.port() != b.port() {
+        return false;
+    }
+    let covers =
+        |w: SocketAddr, o: SocketAddr| w.ip().is_unspecified() && (w.is_ipv6() || o.is_ipv4());
+    a.ip() == b.ip() || covers(a, b) || covers(b, a)
 }
 
 #[cfg(test)]
@@ -274,5 +319,33 @@ mod tests {
         let twice = format!("{GOOD}\n[[upstream]]\nname = \"corp\"\nhost = \"h\"\n");
         let e = parse(&twice).expect_err("dup").to_string();
         assert!(e.contains("used twice"), "{e}");
+    }
+
+    #[test]
+    fn two_sockets_on_one_address_are_a_config_error_naming_both() {
+        let two = format!(
+            "{GOOD}\n[[listener]]\nname = \"second\"\nbind = \"0.0.0.0:1080\"\nvia = \"corp\"\n"
+        );
+        let e = parse(&two).expect_err("same port").to_string();
+        assert_eq!(
+            e,
+            "/etc/jumpgate.toml:17: listener second: bind = \"0.0.0.0:1080\" overlaps \
+             listener browser (bind = \"127.0.0.1:1080\", line 11): give each its own port"
+        );
+        let admin = format!("{GOOD}\n[admin]\nbind = \"127.0.0.1:1080\"\n");
+        let e = parse(&admin)
+            .expect_err("admin on the listener's port")
+            .to_string();
+        assert!(
+            e.starts_with("/etc/jumpgate.toml:16: [admin] bind = \"127.0.0.1:1080\" overlaps listener browser"),
+            "{e}"
+        );
+        // Other ports, other loopbacks, or port 0 are fine.
+        let fine = format!(
+            "{GOOD}\n[[listener]]\nname = \"v6\"\nbind = \"127.0.0.2:1080\"\nvia = \"corp\"\n\
+             [[listener]]\nname = \"any\"\nbind = \"127.0.0.1:0\"\nvia = \"corp\"\n\
+             [admin]\nbind = \"127.0.0.1:0\"\n"
+        );
+        parse(&fine).expect("distinct addresses");
     }
 }
