@@ -12,7 +12,8 @@ use crate::support::process::ChildGuard;
 use crate::support::{within, GateConfig, KeyKind, Sshd};
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);
-const EXIT_RUNTIME: i32 = 1;
+/// `jumpgate check` for an unknown or changed host key or a refused login (as `up`).
+const EX_CONFIG: i32 = 78;
 
 fn output(exit: &Exit) -> String {
     format!("stdout:\n{}\nstderr:\n{}", exit.stdout, exit.stderr)
@@ -34,7 +35,7 @@ async fn host_key_only_in_a_global_file_logs_in() {
         let cfg = GateConfig::new(&sshd).known_hosts(Some(&empty));
         // The fixture relies on the global file: without it, strict refuses.
         let exit = check_expect_exit(&cfg);
-        assert_eq!(exit.code, Some(EXIT_RUNTIME), "{}", output(&exit));
+        assert_eq!(exit.code, Some(EX_CONFIG), "{}", output(&exit));
         assert!(exit.stdout.contains("is not known"), "{}", output(&exit));
 
         let missing = sshd.empty_known_hosts().with_extension("missing");
@@ -56,7 +57,7 @@ async fn wrong_key_in_a_global_file_names_that_file_and_line() {
             .host_key_check("accept-new")
             .upstream_line(&global(&[&wrong]));
         let exit = check_expect_exit(&cfg);
-        assert_eq!(exit.code, Some(EXIT_RUNTIME), "{}", output(&exit));
+        assert_eq!(exit.code, Some(EX_CONFIG), "{}", output(&exit));
         let at = format!("{}:1", wrong.display());
         assert!(
             exit.stdout
@@ -149,7 +150,7 @@ async fn agent_socket_logs_in_without_ssh_auth_sock() {
         cfg.identity_files = vec![];
         // Without the socket there is no key to offer.
         let exit = check_expect_exit(&cfg);
-        assert_eq!(exit.code, Some(EXIT_RUNTIME), "{}", output(&exit));
+        assert_eq!(exit.code, Some(EX_CONFIG), "{}", output(&exit));
         let cfg = cfg.upstream_line(&format!(
             "agent_socket = {:?}",
             agent.socket.display().to_string()
