@@ -23,16 +23,19 @@
 //! client connection, so that a client never takes a cut download for a
 //! complete one.
 //!
-//! Files: `budget` (limits and process totals), `inbox` (one tunnel's
+//! Files: `budget` (limits and process totals), `account` (a session's
+//! counts, fed to the budget, the metrics and `/status`), `inbox` (one tunnel's
 //! tiered buffer), `spill` (its ring file), `inboxes` (a session's inboxes
 //! by channel, fed by its handler).
 
+mod account;
 mod budget;
 mod inbox;
 mod inboxes;
 mod spill;
 
-pub use budget::{Budget, Cap, Limits, Usage};
+pub use account::{Account, Meters};
+pub use budget::{Budget, Cap, Limits, SpillDirError, Usage};
 pub use inbox::{Event, Inbox, InboxReader, READ_BACK};
 pub use inboxes::{Feed, Inboxes};
 
