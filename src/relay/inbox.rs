@@ -93,6 +93,13 @@ struct State {
     /// The cap that refused the last push and since when; cleared by the
     /// next push that is taken.
     capped: Option<(Cap, Instant)>,
+    /// Caps this tunnel has reached at least once, by `Cap as usize`: a
+    /// reader that drains slowly meets its cap on nearly every packet, and
+    /// the metric counts tunnels that hit a cap, not packets; the log says
+    /// it once per tunnel too.
+    hit: [bool; 4],
+    /// The session's park on this tunnel was logged once.
+    told: bool,
 }
 
 impl Inbox {
@@ -135,12 +142,27 @@ impl Inbox {
             }
             Err(cap) => {
                 if st.capped.map(|(c, _)| c) != Some(cap) {
-                    shared.budget.cap_reached(cap);
                     st.capped = Some((cap, Instant::now()));
+                }
+                if !st.hit[cap as usize] {
+                    st.hit[cap as usize] = true;
+                    shared.budget.cap_reached(cap);
                 }
                 Err(cap)
             }
         }
+    }
+
+    /// Whether this tunnel has reached `cap` before the last refusal (the
+    /// first time is logged, later ones are not).
+    pub fn seen_cap(&self, cap: Cap) -> bool {
+        let st = self.0.lock();
+        st.hit[cap as usize] && st.told
+    }
+
+    /// Marks the first refusal as logged.
+    pub fn mark_told(&self) {
+        self.0.lock().told = true;
     }
 
     /// Resolves after the reader consumed something or left: time to retry

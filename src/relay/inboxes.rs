@@ -110,8 +110,14 @@ impl<K: Copy + Eq + Hash> Inboxes<K> {
             return;
         };
         self.parked.store(true, Ordering::Release);
-        warn!(upstream = %self.upstream, cap = cap.as_str(),
-            "relay: a tunnel's buffer is full; its session waits for the client and takes no new tunnels");
+        // Once per tunnel and cap: a slow reader meets its cap on almost
+        // every packet, and the metric and /status keep the count.
+        let tell = !inbox.seen_cap(cap);
+        if tell {
+            inbox.mark_told();
+            warn!(upstream = %self.upstream, cap = cap.as_str(),
+                "relay: a tunnel's buffer is full; its session waits for the client and takes no new tunnels");
+        }
         let started = std::time::Instant::now();
         loop {
             inbox.room().await;
@@ -120,7 +126,9 @@ impl<K: Copy + Eq + Hash> Inboxes<K> {
             }
         }
         self.parked.store(false, Ordering::Release);
-        info!(upstream = %self.upstream, waited = ?started.elapsed(), "relay: session resumed");
+        if tell {
+            info!(upstream = %self.upstream, waited = ?started.elapsed(), "relay: session resumed");
+        }
     }
 
     pub fn eof(&self, id: K) {
