@@ -176,7 +176,27 @@ impl StatusSource {
                 fd_tunnels: c.fd_tunnels,
                 open_tunnels: crate::capacity::open_tunnels(),
             }),
+            relay: relay_status(&crate::relay::Budget::global()),
         }
+    }
+}
+
+/// The relay's bounds and totals, for `/status`.
+fn relay_status(b: &crate::relay::Budget) -> crate::status::RelayStatus {
+    let l = b.limits();
+    let u = b.usage();
+    crate::status::RelayStatus {
+        memory_per_tunnel: l.memory_per_tunnel as u64,
+        spill_dir: l.spill_dir.display().to_string(),
+        spill_per_tunnel: l.spill_per_tunnel,
+        spill_total: l.spill_total,
+        buffered_memory_bytes: u.memory,
+        buffered_disk_bytes: u.disk,
+        spilled_bytes: u.spilled,
+        caps_reached: crate::relay::Cap::ALL
+            .iter()
+            .map(|c| (c.as_str().to_owned(), u.caps[*c as usize]))
+            .collect(),
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Metrics {
     pub open_failures: IntCounterVec,
     pub keepalive_timeouts: IntCounterVec,
     pub rate_limited: IntCounterVec,
+    pub relay_buffered: IntGaugeVec,
+    pub relay_spilled: IntCounterVec,
+    pub relay_caps: IntCounterVec,
 }
 
 /// `jumpgate_connections_total{result}`: how one client connection ended.
@@ -216,6 +219,21 @@ impl Metrics {
                 "jumpgate_rate_limited_total",
                 "Client connections refused by a [limits] setting.",
                 &["listener", "limit"],
+            ),
+            relay_buffered: gauge(
+                "jumpgate_relay_buffered_bytes",
+                "Bytes the jump host sent that wait for slow clients, by tier.",
+                &["upstream", "tier"],
+            ),
+            relay_spilled: counter(
+                "jumpgate_relay_spilled_bytes_total",
+                "Bytes written to spill files (a tunnel's memory tier was full).",
+                &["upstream"],
+            ),
+            relay_caps: counter(
+                "jumpgate_relay_cap_reached_total",
+                "Times a tunnel's buffer reached a cap and its session waited for its client.",
+                &["upstream", "cap"],
             ),
             registry,
         }

@@ -26,6 +26,9 @@ pub struct Status {
     /// absent from older servers and from commands that do not serve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<CapacityStatus>,
+    /// The relay's stated bounds and what it holds now, over all upstreams.
+    #[serde(default)]
+    pub relay: RelayStatus,
 }
 
 /// The process's tunnel capacity: the smaller of the pools' channel slots
@@ -39,6 +42,27 @@ pub struct CapacityStatus {
     pub nofile: u64,
     pub fd_tunnels: usize,
     pub open_tunnels: usize,
+}
+
+/// `[relay]`: the per-tunnel buffer's bounds, and what all tunnels hold.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RelayStatus {
+    /// Bytes a tunnel holds in memory before it spills (one SSH packet,
+    /// 32 KiB, if that is more).
+    pub memory_per_tunnel: u64,
+    pub spill_dir: String,
+    /// Disk bytes one tunnel may hold (0: no spilling).
+    pub spill_per_tunnel: u64,
+    /// Disk bytes all tunnels together may hold.
+    pub spill_total: u64,
+    /// Bytes held now, waiting for slow clients.
+    pub buffered_memory_bytes: u64,
+    pub buffered_disk_bytes: u64,
+    /// Bytes ever written to spill files.
+    pub spilled_bytes: u64,
+    /// Times a tunnel reached a cap (its session then waited for it), by
+    /// the cap's config key.
+    pub caps_reached: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -77,8 +101,9 @@ pub struct SessionStatus {
     pub host: String,
     /// `slot` (kept open, `sessions.min`) or `extra` (opened for a burst).
     pub kind: String,
-    /// `ready`, `stalled` (a tunnel's client stopped reading: no new
-    /// channels) or `draining` (idle extra session being closed).
+    /// `ready`, `stalled` (parked: a tunnel's buffer is at a cap, so the
+    /// session waits for its client and takes no new channels) or
+    /// `draining` (idle extra session being closed).
     pub state: String,
     pub age_seconds: f64,
     pub channels: usize,
@@ -86,6 +111,15 @@ pub struct SessionStatus {
     pub bytes_up: u64,
     /// Jump host -> client.
     pub bytes_down: u64,
+    /// What its tunnels hold for slow clients now, in memory and on disk.
+    #[serde(default)]
+    pub buffered_memory_bytes: u64,
+    #[serde(default)]
+    pub buffered_disk_bytes: u64,
+    /// A tunnel's buffer is at a cap: the session waits for that client
+    /// and takes no new tunnels (its state then reads `stalled`).
+    #[serde(default)]
+    pub parked: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

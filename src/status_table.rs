@@ -315,6 +315,7 @@ pub fn render(s: &Status) -> String {
         ("CHANNELS", R),
         ("UP", R),
         ("DOWN", R),
+        ("BUFFERED", R),
     ]);
     for u in &s.upstreams {
         for x in &u.sessions {
@@ -328,6 +329,7 @@ pub fn render(s: &Status) -> String {
                 x.channels.to_string(),
                 bytes(x.bytes_up),
                 bytes(x.bytes_down),
+                bytes(x.buffered_memory_bytes + x.buffered_disk_bytes),
             ]);
         }
     }
@@ -562,6 +564,9 @@ mod tests {
                             channels: 1,
                             bytes_up: 123_456,
                             bytes_down: 987_654_321,
+                            buffered_memory_bytes: 0,
+                            buffered_disk_bytes: 0,
+                            parked: false,
                         },
                         SessionStatus {
                             id: 12,
@@ -572,6 +577,9 @@ mod tests {
                             channels: 64,
                             bytes_up: 10,
                             bytes_down: 0,
+                            buffered_memory_bytes: 256 * 1024,
+                            buffered_disk_bytes: 64 << 20,
+                            parked: true,
                         },
                     ],
                     recent_errors: vec![ErrorStatus {
@@ -621,6 +629,7 @@ mod tests {
                 rate_limited: 5,
             },
             capacity: None,
+            relay: Default::default(),
         }
     }
 
@@ -636,9 +645,9 @@ mod tests {
         assert_eq!(
             section(&text, "SESSIONS"),
             [
-                "UPSTREAM  ID  HOST           KIND   STATE      AGE  CHANNELS       UP     DOWN",
-                "corp       3  ci@bastion:22  slot   ready    1h 1m         1  121 KiB  942 MiB",
-                "corp      12  ci@bastion:22  extra  stalled    12s        64     10 B      0 B",
+                "UPSTREAM  ID  HOST           KIND   STATE      AGE  CHANNELS       UP     DOWN  BUFFERED",
+                "corp       3  ci@bastion:22  slot   ready    1h 1m         1  121 KiB  942 MiB       0 B",
+                "corp      12  ci@bastion:22  extra  stalled    12s        64     10 B      0 B  64.2 MiB",
             ]
         );
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::support::admin;
 use crate::support::pattern;
 use crate::support::process;
 use crate::support::{heavy_lock, targets, within, Gate, GateConfig, Sshd};
@@ -180,6 +181,130 @@ async fn paused_download_resumes_byte_exact_and_neighbours_keep_their_latency() 
             "a tunnel was cut as stalled:\n{}",
             gate.log_text()
         );
+    })
+    .await;
+}
+
+/// A cap reached (`spill_per_tunnel = "1MiB"`, 64 KiB memory): the session parks on
+/// the paused tunnel, `jumpgate_relay_cap_reached_total{cap="spill_per_tunnel"}` and
+/// `jumpgate_relay_spilled_bytes_total` count it, `/status` shows the session parked
+/// with its buffered bytes and the stated bounds; the reader then resumes and gets
+/// every byte of 16 MiB in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reached_cap_parks_the_session_visibly_and_loses_nothing() {
+    const LEN: u64 = 16 * MIB;
+    let _heavy = heavy_lock().await;
+    within(Duration::from_secs(90), "cap reached", async {
+        let sshd = Sshd::start().await;
+        let source = targets::source(LEN).await;
+        let spill = tempfile::tempdir().expect("spill dir");
+        let mut cfg = GateConfig::new(&sshd).upstream_line("sessions = { min = 1, max = 1 }");
+        cfg.extra_toml.push(admin::ADMIN_TOML.into());
+        cfg.extra_toml.push(format!(
+            "[relay]\nmemory_per_tunnel = \"64KiB\"\nspill_per_tunnel = \"1MiB\"\nspill_dir = \"{}\"",
+            spill.path().display()
+        ));
+        let mut gate = Gate::start(&cfg).await;
+        let admin = admin::admin_addr(&mut gate).await;
+        let (_, before) = admin::get(admin, "/metrics").await;
+        for series in [
+            "jumpgate_relay_buffered_bytes{tier=\"disk\",upstream=\"jump\"}",
+            "jumpgate_relay_buffered_bytes{tier=\"memory\",upstream=\"jump\"}",
+            "jumpgate_relay_spilled_bytes_total{upstream=\"jump\"}",
+            "jumpgate_relay_cap_reached_total{cap=\"spill_per_tunnel\",upstream=\"jump\"}",
+        ] {
+            assert_eq!(admin::sample(&before, series), Some(0.0), "{series} not at 0:\n{before}");
+        }
+        let mut a = gate.connect(source.addr()).await;
+        assert!(
+            gate.wait_log(Duration::from_secs(20), |l| l.contains("relay: a tunnel's buffer is full"))
+                .await
+                .is_some(),
+            "the session never parked:\n{}",
+            gate.log_text()
+        );
+        let (_, json) = admin::get(admin, "/status").await;
+        let status: jumpgate::status::Status = serde_json::from_str(&json).expect("status JSON");
+        let (_, metrics) = admin::get(admin, "/metrics").await;
+        let caps = admin::sample(
+            &metrics,
+            "jumpgate_relay_cap_reached_total{cap=\"spill_per_tunnel\",upstream=\"jump\"}",
+        );
+        let spilled = admin::sample(&metrics, "jumpgate_relay_spilled_bytes_total{upstream=\"jump\"}");
+        let disk = admin::sample(
+            &metrics,
+            "jumpgate_relay_buffered_bytes{tier=\"disk\",upstream=\"jump\"}",
+        );
+        let session = &status.upstreams[0].sessions[0];
+        eprintln!(
+            "cap reached: caps {caps:?}, spilled {spilled:?}, disk {disk:?}; session parked {} \
+             memory {} disk {}; relay {:?}",
+            session.parked, session.buffered_memory_bytes, session.buffered_disk_bytes, status.relay
+        );
+        assert_eq!(caps, Some(1.0), "one tunnel reached spill_per_tunnel");
+        assert!(spilled.unwrap_or(0.0) >= MIB as f64 - 64.0 * 1024.0, "spilled {spilled:?}");
+        assert!(disk.unwrap_or(0.0) > 0.0, "disk gauge {disk:?}");
+        assert!(session.parked && session.state == "stalled", "{session:?}");
+        assert!(session.buffered_disk_bytes > 0 && session.buffered_disk_bytes <= MIB);
+        assert!(session.buffered_memory_bytes <= 64 * 1024 + 32 * 1024);
+        assert_eq!(status.relay.memory_per_tunnel, 64 * 1024);
+        assert_eq!(status.relay.spill_per_tunnel, MIB);
+        assert_eq!(status.relay.spill_total, 2 << 30);
+        assert_eq!(status.relay.spill_dir, spill.path().display().to_string());
+
+        let check = tokio::time::timeout(Duration::from_secs(60), pattern::read_check(&mut a))
+            .await
+            .expect("the paused reader did not finish within 60 s")
+            .expect("read after the cap");
+        check.assert_exact(LEN, "tunnel at its cap");
+        let (_, json) = admin::get(admin, "/status").await;
+        let status: jumpgate::status::Status = serde_json::from_str(&json).expect("status JSON");
+        assert_eq!(status.relay.buffered_disk_bytes, 0, "{:?}", status.relay);
+        assert_eq!(
+            gate.count_log(|l| l.contains("tunnel ended abnormally")),
+            0,
+            "{}",
+            gate.log_text()
+        );
+    })
+    .await;
+}
+
+/// Forced close (issue 16 item 10): a tunnel still open when the shutdown grace is
+/// over is cut with a reset, so its client cannot take the end for a complete
+/// transfer. Before, it got a clean EOF.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_close_resets_the_client() {
+    within(Duration::from_secs(60), "forced close", async {
+        let sshd = Sshd::start().await;
+        let echo = targets::echo().await;
+        let mut gate = Gate::start(&GateConfig::new(&sshd)).await;
+        let mut s = gate.connect(echo.addr()).await;
+        s.write_all(b"ping").await.expect("write");
+        let mut four = [0u8; 4];
+        s.read_exact(&mut four).await.expect("echo");
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(gate.pid().to_string())
+            .status()
+            .expect("run kill -TERM");
+        assert!(status.success());
+        // The grace is 10 s; the tunnel stays open and idle through it.
+        let mut buf = [0u8; 16];
+        let got = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
+            .await
+            .expect("the tunnel was not closed within 30 s of SIGTERM");
+        eprintln!("forced close: client read {got:?}");
+        match got {
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+            Ok(n) => panic!(
+                "forced close ended the client with a clean EOF ({n} bytes), not a reset:\n{}",
+                gate.log_text()
+            ),
+        }
+        let _ = gate
+            .wait_log(Duration::from_secs(5), |l| l.contains("stopped"))
+            .await;
     })
     .await;
 }

@@ -530,15 +530,16 @@ async fn status_command_prints_the_live_session() {
             "{}",
             sessions[1]
         );
-        // AGE (one or two words), then CHANNELS, UP, DOWN: "1 97.7 KiB 97.7 KiB".
+        // AGE (one or two words), then CHANNELS, UP, DOWN, BUFFERED (nothing held
+        // for a client that reads): "1 97.7 KiB 97.7 KiB 0 B".
         assert!(
-            sessions[1].ends_with("  1  97.7 KiB  97.7 KiB"),
+            sessions[1].ends_with("  1  97.7 KiB  97.7 KiB       0 B"),
             "{}",
             sessions[1]
         );
         // Aligned: the header's CHANNELS ends where the row's channel count
-        // does, and DOWN where the row does (numbers are right-aligned).
-        let tail = "  97.7 KiB  97.7 KiB".len();
+        // does, and BUFFERED where the row does (numbers are right-aligned).
+        let tail = "  97.7 KiB  97.7 KiB       0 B".len();
         assert_eq!(
             sessions[0].find("CHANNELS").map(|i| i + "CHANNELS".len()),
             Some(sessions[1].len() - tail),

@@ -11,8 +11,7 @@ use std::time::Duration;
 use super::algorithms::Kind;
 use super::model::{
     Algorithms, Endpoint, Hop, HostKeyCheck, Keepalive, RemoteForward, Upstream, DEFAULT_BACKOFF,
-    DEFAULT_KEEPALIVE, DEFAULT_MAX_CHANNELS, DEFAULT_SESSIONS, DEFAULT_STALL_TIMEOUT,
-    DEFAULT_TIMEOUT,
+    DEFAULT_KEEPALIVE, DEFAULT_MAX_CHANNELS, DEFAULT_SESSIONS, DEFAULT_TIMEOUT,
 };
 use crate::ssh_config::{
     self as sc, ConfigFiles, Local, Options, Request, Resolved, StrictHostKeyChecking,
@@ -225,7 +224,6 @@ pub fn upstream_from(
         },
         sessions: DEFAULT_SESSIONS,
         max_channels_per_session: DEFAULT_MAX_CHANNELS,
-        stall_timeout: DEFAULT_STALL_TIMEOUT,
         remote_forwards: remote_forwards(r)?,
         exit_on_forward_failure: r.exit_on_forward_failure,
         algorithms: algorithms(r)?,

@@ -14,7 +14,7 @@
 //! (one table each), `merge` (an upstream's `ssh_config =` key),
 //! `from_ssh_config` (a resolved ssh_config host as an upstream),
 //! `algorithms` (algorithm names), `text` (small string forms), `home`
-//! (home directory and user name).
+//! (home directory and user name), `relay` (the `[relay]` table).
 
 pub mod algorithms;
 pub mod from_ssh_config;
@@ -23,6 +23,7 @@ mod listener;
 mod merge;
 mod model;
 mod raw;
+mod relay;
 mod text;
 mod upstream;
 mod validate;
@@ -33,7 +34,9 @@ use std::path::{Path, PathBuf};
 
 pub use crate::ssh_config::DEFAULT_GLOBAL_KNOWN_HOSTS;
 pub use model::*;
-pub use text::{expand_tilde, parse_bind, parse_duration, parse_endpoint, parse_remote_bind};
+pub use text::{
+    expand_tilde, parse_bind, parse_duration, parse_endpoint, parse_remote_bind, parse_size,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -70,6 +73,8 @@ pub struct Config {
     /// Where the admin HTTP endpoint listens; none without `[admin]`.
     pub admin: Option<SocketAddr>,
     pub limits: LimitSettings,
+    /// `[relay]`: buffers and caps for slow clients.
+    pub relay: RelaySettings,
 }
 
 impl Config {

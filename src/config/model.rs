@@ -88,9 +88,6 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     pub sessions: SessionLimits,
     pub max_channels_per_session: usize,
-    /// A tunnel whose client stopped reading is closed after this long, so
-    /// that its session's other tunnels resume (see `relay`).
-    pub stall_timeout: Duration,
     /// RemoteForward: ports the jump host listens on for us (one session of
     /// the pool holds them, see `proxy::remote_forward`).
     pub remote_forwards: Vec<RemoteForward>,
@@ -204,6 +201,33 @@ pub struct Listener {
     pub connect_timeout: Duration,
 }
 
+/// `[relay]`: the per-tunnel buffer between a channel and a slow client,
+/// in bytes; `relay::Limits` is built from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySettings {
+    /// Held in memory before the tunnel spills to disk.
+    pub memory_per_tunnel: usize,
+    /// Where spill files are created (and at once unlinked).
+    pub spill_dir: PathBuf,
+    /// Disk one tunnel may hold; 0 turns spilling off.
+    pub spill_per_tunnel: u64,
+    /// Disk all tunnels together may hold.
+    pub spill_total: u64,
+}
+
+impl Default for RelaySettings {
+    /// 256 KiB in memory, then up to 64 MiB per tunnel and 2 GiB in all in
+    /// the system temporary directory (`$TMPDIR`, else `/tmp`).
+    fn default() -> Self {
+        RelaySettings {
+            memory_per_tunnel: 256 * 1024,
+            spill_dir: std::env::temp_dir(),
+            spill_per_tunnel: 64 << 20,
+            spill_total: 2 << 30,
+        }
+    }
+}
+
 /// `[limits]`, over all listeners; `limit::Limits` enforces them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LimitSettings {
@@ -220,7 +244,6 @@ pub const DEFAULT_SESSIONS: SessionLimits = SessionLimits {
 /// the 10,000 we promise and `ssh -D`'s one session; each session stays at
 /// a quarter of OpenSSH's 16,384 channels per connection.
 pub const DEFAULT_MAX_CHANNELS: usize = 4096;
-pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_KEEPALIVE: Keepalive = Keepalive {
     interval: Duration::from_secs(15),
     count_max: 3,

@@ -11,6 +11,7 @@ use toml::Spanned;
 pub(super) struct RawConfig {
     pub admin: Option<RawAdmin>,
     pub limits: Option<RawLimits>,
+    pub relay: Option<Spanned<RawRelay>>,
     #[serde(default)]
     pub upstream: Vec<Spanned<RawUpstream>>,
     #[serde(default)]
@@ -75,6 +76,15 @@ pub(super) struct RawAdmin {
 pub(super) struct RawLimits {
     pub connections_per_second_per_client: Option<Spanned<i64>>,
     pub max_connections: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRelay {
+    pub memory_per_tunnel: Option<Spanned<String>>,
+    pub spill_dir: Option<Spanned<String>>,
+    pub spill_per_tunnel: Option<Spanned<String>>,
+    pub spill_total: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -76,6 +76,27 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("not a duration ({e}); use e.g. \"15s\" or \"250ms\""))
 }
 
+/// A size in bytes: `"1024"`, `"256KiB"`, `"64MiB"`, `"2GiB"` (binary
+/// units; `KB`/`MB`/`GB` are taken as the same binary units, as most
+/// people mean them for buffers; a space before the unit is fine).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    const HINT: &str = "use e.g. \"256KiB\", \"64MiB\" or \"2GiB\"";
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("not a size; {HINT}"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KB" | "KiB" | "k" | "kB" => 10,
+        "M" | "MB" | "MiB" => 20,
+        "G" | "GB" | "GiB" => 30,
+        "T" | "TB" | "TiB" => 40,
+        u => return Err(format!("unknown unit {u:?}; {HINT}")),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| "too large".to_owned())
+}
+
 /// `IP:PORT`, or a bare port meaning 127.0.0.1 (as `ssh -D 1080`).
 pub fn parse_bind(s: &str) -> Option<SocketAddr> {
     let s = s.trim();
@@ -105,6 +126,19 @@ pub fn expand_tilde(p: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn size_forms() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("256KiB"), Ok(256 * 1024));
+        assert_eq!(parse_size(" 64 MiB "), Ok(64 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("5 furlongs").is_err());
+        assert!(parse_size("99999999999TiB").is_err());
+    }
 
     #[test]
     fn endpoint_forms() {

@@ -14,7 +14,7 @@ use super::home::local_user;
 use super::model::{
     Algorithms, Backoff, Endpoint, Hop, HostKeyCheck, Keepalive, PassphraseSource, RemoteForward,
     SessionLimits, Upstream, DEFAULT_BACKOFF, DEFAULT_KEEPALIVE, DEFAULT_MAX_CHANNELS,
-    DEFAULT_SESSIONS, DEFAULT_STALL_TIMEOUT, DEFAULT_TIMEOUT,
+    DEFAULT_SESSIONS, DEFAULT_TIMEOUT,
 };
 use super::raw::{RawRemoteForward, RawUpstream};
 use super::text::{expand_tilde, parse_endpoint, parse_remote_bind};
@@ -49,11 +49,18 @@ impl Cx<'_> {
         )?;
         let sessions = self.sessions(u)?;
         let max_channels_per_session = self.max_channels(u)?;
-        let stall_timeout = self.duration(
-            "stall_timeout",
-            u.stall_timeout.as_ref(),
-            DEFAULT_STALL_TIMEOUT,
-        )?;
+        if let Some(v) = &u.stall_timeout {
+            // Kept so that existing configs load; it has no effect since a
+            // tunnel is no longer ended for a slow reader.
+            self.duration("stall_timeout", Some(v), std::time::Duration::ZERO)?;
+            tracing::warn!(
+                "{}:{}: upstream {name:?}: stall_timeout is deprecated and ignored: a slow or \
+                 paused reader is no longer cut; its buffer is bounded by [relay] \
+                 memory_per_tunnel, spill_per_tunnel and spill_total",
+                self.path.display(),
+                self.line_of(v.span().start)
+            );
+        }
         let remote_forwards = self.remote_forwards(&name, &u.remote_forwards)?;
         let algorithms = self.algorithms(u)?;
         let table = Upstream {
@@ -81,7 +88,6 @@ impl Cx<'_> {
             connect_timeout,
             sessions,
             max_channels_per_session,
-            stall_timeout,
             remote_forwards,
             exit_on_forward_failure: u.exit_on_forward_failure.unwrap_or(false),
             algorithms,
@@ -393,7 +399,6 @@ impl Cx<'_> {
 mod tests {
     use super::super::model::*;
     use super::super::testing::{parse, GOOD};
-    use std::time::Duration;
 
     #[test]
     fn bad_port_has_line() {
@@ -429,7 +434,13 @@ mod tests {
         assert_eq!(u.proxy_jump[1].user, None);
         assert_eq!((u.sessions.min, u.sessions.max), (2, 6));
         assert_eq!(u.max_channels_per_session, 300);
-        assert_eq!(u.stall_timeout, Duration::from_secs(1));
+        // stall_timeout is deprecated: accepted (old configs load), ignored,
+        // and still checked as a duration.
+        let old = GOOD.replace("user = \"ci\"", "user = \"ci\"\nstall_timeout = \"soon\"");
+        assert!(parse(&old)
+            .expect_err("bad duration")
+            .to_string()
+            .contains("stall_timeout"));
         let bad = GOOD.replace(
             "user = \"ci\"",
             "user = \"ci\"\nsessions = { min = 5, max = 2 }",

@@ -1,8 +1,8 @@
 //! Validation of the whole file: the validation context [`Cx`] (byte spans
 //! to `path:line:` errors, and the checks every table shares: names, ports,
 //! endpoints, durations), then the file's sections in order: upstreams
-//! (`config::upstream`), listeners (`config::listener`), `[admin]` and
-//! `[limits]`. Produces the typed `config::model`.
+//! (`config::upstream`), listeners (`config::listener`), `[admin]`,
+//! `[limits]` and `[relay]` (`config::relay`). Produces the typed `config::model`.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -147,11 +147,16 @@ impl Cx<'_> {
             None => LimitSettings::default(),
             Some(l) => self.limits(l)?,
         };
+        let relay = match &raw.relay {
+            None => Default::default(),
+            Some(r) => self.relay(r.get_ref())?,
+        };
         Ok(Config {
             upstreams,
             listeners,
             admin,
             limits,
+            relay,
         })
     }
 

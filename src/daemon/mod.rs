@@ -46,6 +46,8 @@ pub enum DaemonError {
     },
     #[error("{0}")]
     Forward(#[from] ForwardError),
+    #[error("{0}")]
+    SpillDir(#[from] crate::relay::SpillDirError),
 }
 
 impl DaemonError {
@@ -53,15 +55,23 @@ impl DaemonError {
     /// a busy port may free up (1).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Identity { .. } => EXIT_CONFIG,
+            Self::Identity { .. } | Self::SpillDir(_) => EXIT_CONFIG,
             Self::Bind { .. } | Self::Forward(_) => EXIT_RUNTIME,
         }
     }
 }
 
 /// Every upstream's identities, with the certificates found next to them
-/// or named in `certificate_files`, in `config.upstreams` order.
+/// or named in `certificate_files`, in `config.upstreams` order. Also sets
+/// the relay's budget from `[relay]` (failing on an unusable `spill_dir`),
+/// which every session's buffers draw on.
 pub fn load_keys(config: &Config) -> Result<Vec<SessionSettings>, DaemonError> {
+    let budget = crate::relay::Budget::install(crate::relay::Limits::from(&config.relay))?;
+    if *budget.limits() != crate::relay::Limits::from(&config.relay) {
+        warn!(
+            "[relay] changed: it takes effect at the next start (spill files in use depend on it)"
+        );
+    }
     config
         .upstreams
         .iter()

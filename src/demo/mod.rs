@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::config::{
     Config, Endpoint, HostKeyCheck, Listener, ListenerKind, Upstream, DEFAULT_BACKOFF,
-    DEFAULT_KEEPALIVE, DEFAULT_MAX_CHANNELS, DEFAULT_SESSIONS, DEFAULT_STALL_TIMEOUT,
+    DEFAULT_KEEPALIVE, DEFAULT_MAX_CHANNELS, DEFAULT_SESSIONS,
 };
 use crate::daemon::startup::{Binds, Startup};
 use crate::daemon::DaemonError;
@@ -103,7 +103,6 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
         connect_timeout: Duration::from_secs(10),
         sessions: DEFAULT_SESSIONS,
         max_channels_per_session: DEFAULT_MAX_CHANNELS,
-        stall_timeout: DEFAULT_STALL_TIMEOUT,
         remote_forwards: Vec::new(),
         exit_on_forward_failure: false,
         algorithms: Default::default(),
@@ -123,6 +122,7 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
         // The admin endpoint's usual port if free, else any.
         admin: Some(SocketAddr::from(([127, 0, 0, 1], ADMIN_PORT))),
         limits: Default::default(),
+        relay: Default::default(),
     };
     let startup = Startup {
         who: "jumpgate demo",

@@ -329,19 +329,8 @@ impl RemoteForwarder {
             channels.dec();
             return;
         };
-        let stall = self.pool.settings.upstream.stall_timeout;
         let dest = Dest::Fixed(to.to_string());
-        tunnel::relay(
-            tcp,
-            Bytes::new(),
-            channel,
-            &mut guard,
-            &tally,
-            stall,
-            &dest,
-            force,
-        )
-        .await;
+        tunnel::relay(tcp, Bytes::new(), channel, &mut guard, &tally, &dest, force).await;
         drop(guard);
         channels.dec();
     }

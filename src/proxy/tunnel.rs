@@ -10,7 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
@@ -205,25 +205,22 @@ pub(crate) async fn connect<A: Answer>(client: Client, req: Request<A>, force: C
             return;
         }
     };
-    let stall = ctx.upstream.settings.upstream.stall_timeout;
-    relay(tcp, early, channel, guard, &tally, stall, &req.dest, force).await;
+    relay(tcp, early, channel, guard, &tally, &req.dest, force).await;
 }
 
 /// Relays between the client and its channel, then logs the one line that
 /// says how the tunnel ended.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn relay(
     tcp: TcpStream,
     early: Bytes,
     channel: relay::Tunnel,
     guard: &mut ChannelGuard,
     tally: &Tally,
-    stall: Duration,
     dest: &Dest,
     force: CancellationToken,
 ) {
     let session = guard.session().id;
-    let stats = relay::run(tcp, early, channel, guard, tally.meter(), stall, force).await;
+    let stats = relay::run(tcp, early, channel, guard, tally.meter(), force).await;
     log_end(dest, session, &stats);
 }
 

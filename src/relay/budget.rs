@@ -2,7 +2,8 @@
 //! every tunnel's inbox draws on: the `spill_total` disk allowance, and
 //! atomic totals of what is buffered in memory and on disk, spilled so far,
 //! and how often each cap was hit. Metrics and `/status` read the totals;
-//! `relay::inbox` is the only writer. Talks to nothing else.
+//! `relay::account` is the only writer. Reads `config::RelaySettings`;
+//! talks to nothing else.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,25 @@ pub struct Limits {
     pub spill_per_tunnel: u64,
     /// Disk bytes all tunnels together may hold.
     pub spill_total: u64,
+}
+
+impl From<&crate::config::RelaySettings> for Limits {
+    fn from(r: &crate::config::RelaySettings) -> Limits {
+        Limits {
+            memory_per_tunnel: r.memory_per_tunnel,
+            spill_dir: r.spill_dir.clone(),
+            spill_per_tunnel: r.spill_per_tunnel,
+            spill_total: r.spill_total,
+        }
+    }
+}
+
+/// `[relay] spill_dir` is not usable: the daemon does not start.
+#[derive(Debug, thiserror::Error)]
+#[error("[relay] spill_dir = {:?}: cannot create a spill file there: {source}", .dir.display().to_string())]
+pub struct SpillDirError {
+    pub dir: PathBuf,
+    pub source: std::io::Error,
 }
 
 impl Default for Limits {
@@ -69,6 +89,8 @@ impl Cap {
     }
 }
 
+static GLOBAL: OnceLock<Arc<Budget>> = OnceLock::new();
+
 /// Shared by every inbox of the process. All counters are plain atomics:
 /// the session tasks that push and the relay tasks that drain never wait on
 /// each other here.
@@ -110,13 +132,32 @@ impl Budget {
         })
     }
 
-    /// The process's budget with the default limits. The `[relay]` config
-    /// keys are not read yet: until they are, every session uses this one.
+    /// The process's budget: the one `install`ed at start, else (a
+    /// process that never installed one, such as `jumpgate check`) the
+    /// defaults.
     pub fn global() -> Arc<Budget> {
-        static GLOBAL: OnceLock<Arc<Budget>> = OnceLock::new();
         GLOBAL
             .get_or_init(|| Budget::new(Limits::default()))
             .clone()
+    }
+
+    /// Sets the process's budget from `[relay]`, once, at start: a spill
+    /// file is created (and at once unlinked) in `spill_dir` first, so that
+    /// an unusable directory stops the daemon with its name instead of
+    /// showing up as a cap on the first slow client. With spilling off
+    /// (`spill_per_tunnel = 0`) the directory is not touched. A second call
+    /// (a reload) keeps the first budget: the spill files in use depend on
+    /// it; the caller says so.
+    pub fn install(limits: Limits) -> Result<Arc<Budget>, SpillDirError> {
+        if limits.spill_per_tunnel > 0 {
+            tempfile::tempfile_in(&limits.spill_dir).map_err(|source| SpillDirError {
+                dir: limits.spill_dir.clone(),
+                source,
+            })?;
+        }
+        let mut fresh = Some(limits);
+        let b = GLOBAL.get_or_init(|| Budget::new(fresh.take().unwrap_or_default()));
+        Ok(b.clone())
     }
 
     pub fn limits(&self) -> &Limits {

@@ -6,7 +6,8 @@
 //! (`relay::spill`); order is kept because once a tunnel spills, everything
 //! new goes to the file until the file has been read to its end (memory,
 //! which is older, is always read first), and the emptied file is dropped.
-//! Every byte is counted in the shared `relay::Budget`.
+//! Every byte is counted through the session's `relay::Account` (the
+//! process's `Budget`, the upstream's metrics, the session's gauges).
 //!
 //! The bound, per tunnel: memory at most `memory_per_tunnel` (or one SSH
 //! packet, 32 KiB, if that is larger: an empty memory tier always takes a
@@ -25,7 +26,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::budget::{Budget, Cap};
+use super::account::Account;
+use super::budget::Cap;
 use super::spill::Spill;
 
 /// How much of the spill file is read back into memory at once.
@@ -75,7 +77,7 @@ struct Shared {
     readable: Notify,
     /// Wakes a producer waiting for room (the reader consumed or left).
     room: Notify,
-    budget: Arc<Budget>,
+    budget: Arc<Account>,
 }
 
 #[derive(Default)]
@@ -91,10 +93,17 @@ struct State {
     /// The cap that refused the last push and since when; cleared by the
     /// next push that is taken.
     capped: Option<(Cap, Instant)>,
+    /// Caps this tunnel has reached at least once, by `Cap as usize`: a
+    /// reader that drains slowly meets its cap on nearly every packet, and
+    /// the metric counts tunnels that hit a cap, not packets; the log says
+    /// it once per tunnel too.
+    hit: [bool; 4],
+    /// The session's park on this tunnel was logged once.
+    told: bool,
 }
 
 impl Inbox {
-    pub fn new(budget: Arc<Budget>) -> Inbox {
+    pub fn new(budget: Arc<Account>) -> Inbox {
         Inbox(Arc::new(Shared {
             state: Mutex::new(State::default()),
             readable: Notify::new(),
@@ -133,12 +142,27 @@ impl Inbox {
             }
             Err(cap) => {
                 if st.capped.map(|(c, _)| c) != Some(cap) {
-                    shared.budget.cap_reached(cap);
                     st.capped = Some((cap, Instant::now()));
+                }
+                if !st.hit[cap as usize] {
+                    st.hit[cap as usize] = true;
+                    shared.budget.cap_reached(cap);
                 }
                 Err(cap)
             }
         }
+    }
+
+    /// Whether this tunnel has reached `cap` before the last refusal (the
+    /// first time is logged, later ones are not).
+    pub fn seen_cap(&self, cap: Cap) -> bool {
+        let st = self.0.lock();
+        st.hit[cap as usize] && st.told
+    }
+
+    /// Marks the first refusal as logged.
+    pub fn mark_told(&self) {
+        self.0.lock().told = true;
     }
 
     /// Resolves after the reader consumed something or left: time to retry
@@ -311,7 +335,7 @@ impl Drop for Shared {
 }
 
 impl State {
-    fn store(&mut self, data: &[u8], budget: &Budget) -> Result<(), Cap> {
+    fn store(&mut self, data: &[u8], budget: &Account) -> Result<(), Cap> {
         let limits = budget.limits();
         if self.spill.is_none() {
             if self.memory_len == 0 || self.memory_len + data.len() <= limits.memory_per_tunnel {
@@ -360,14 +384,14 @@ impl State {
 
     /// A spill file that holds nothing goes (it may have just been created
     /// for a push that was then refused), so memory takes the next push.
-    fn drop_empty_spill(&mut self, budget: &Budget) {
+    fn drop_empty_spill(&mut self, budget: &Account) {
         if let Some(s) = self.spill.take_if(|s| s.is_empty()) {
             budget.release_disk(s.extent());
         }
     }
 
     /// Gives everything held back to the budget.
-    fn release(&mut self, budget: &Budget) {
+    fn release(&mut self, budget: &Account) {
         budget.sub_memory(self.memory_len);
         self.memory.clear();
         self.memory_len = 0;

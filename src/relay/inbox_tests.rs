@@ -7,7 +7,8 @@ use std::time::Duration;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::*;
-use crate::relay::budget::{Limits, Usage};
+use crate::relay::account::Account;
+use crate::relay::budget::{Budget, Limits, Usage};
 
 fn budget(memory: usize, spill: u64, total: u64, dir: PathBuf) -> Arc<Budget> {
     Budget::new(Limits {
@@ -57,7 +58,7 @@ async fn order_is_kept_across_memory_and_disk_with_random_chunks() {
     for seed in 0..20u64 {
         let mut rng = StdRng::seed_from_u64(seed);
         let b = budget(1024, 8 * 1024, 1 << 20, dir.path().into());
-        let inbox = Inbox::new(b.clone());
+        let inbox = Inbox::new(Account::detached(b.clone()));
         let mut reader = inbox.reader();
         let mut sent = 0usize;
         let mut got = Vec::new();
@@ -94,7 +95,7 @@ async fn each_cap_refuses_and_is_counted_once_per_episode() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Spilling off: memory only.
     let b = budget(100, 0, 0, dir.path().into());
-    let inbox = Inbox::new(b.clone());
+    let inbox = Inbox::new(Account::detached(b.clone()));
     let mut r = inbox.reader();
     assert_eq!(inbox.push(&[1; 100]), Ok(()));
     assert_eq!(inbox.push(&[1; 1]), Err(Cap::MemoryPerTunnel));
@@ -108,7 +109,7 @@ async fn each_cap_refuses_and_is_counted_once_per_episode() {
 
     // The tunnel's ring is full.
     let b = budget(10, 20, 1000, dir.path().into());
-    let inbox = Inbox::new(b.clone());
+    let inbox = Inbox::new(Account::detached(b.clone()));
     assert_eq!(inbox.push(&[2; 10]), Ok(()));
     assert_eq!(inbox.push(&[2; 20]), Ok(()), "to disk");
     assert_eq!(inbox.push(&[2; 1]), Err(Cap::SpillPerTunnel));
@@ -125,7 +126,10 @@ async fn each_cap_refuses_and_is_counted_once_per_episode() {
 
     // All files together are full: a second tunnel cannot spill.
     let b = budget(10, 100, 30, dir.path().into());
-    let (a, c) = (Inbox::new(b.clone()), Inbox::new(b.clone()));
+    let (a, c) = (
+        Inbox::new(Account::detached(b.clone())),
+        Inbox::new(Account::detached(b.clone())),
+    );
     let _readers = (a.reader(), c.reader());
     a.push(&[3; 10]).expect("memory");
     a.push(&[3; 30]).expect("disk");
@@ -135,7 +139,7 @@ async fn each_cap_refuses_and_is_counted_once_per_episode() {
 
     // No spill directory: memory only, and it says why.
     let b = budget(10, 100, 100, dir.path().join("missing"));
-    let inbox = Inbox::new(b.clone());
+    let inbox = Inbox::new(Account::detached(b.clone()));
     inbox.push(&[4; 10]).expect("memory");
     assert_eq!(inbox.push(&[4; 1]), Err(Cap::SpillError));
     assert_eq!(b.usage().caps, [0, 0, 0, 1]);
@@ -145,7 +149,7 @@ async fn each_cap_refuses_and_is_counted_once_per_episode() {
 async fn an_empty_memory_tier_takes_a_packet_bigger_than_its_cap() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = budget(100, 0, 0, dir.path().into());
-    let inbox = Inbox::new(b.clone());
+    let inbox = Inbox::new(Account::detached(b.clone()));
     assert_eq!(inbox.push(&[1; 32 * 1024]), Ok(()));
     assert_eq!(inbox.push(&[1; 1]), Err(Cap::MemoryPerTunnel));
 }
@@ -154,7 +158,7 @@ async fn an_empty_memory_tier_takes_a_packet_bigger_than_its_cap() {
 async fn dropping_reader_and_inbox_gives_the_budget_back_and_the_file_is_unlinked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = budget(1024, 1 << 20, 1 << 20, dir.path().into());
-    let inbox = Inbox::new(b.clone());
+    let inbox = Inbox::new(Account::detached(b.clone()));
     let reader = inbox.reader();
     for i in 0..40 {
         inbox.push(&pattern(i * 1000, 1000)).expect("push");
@@ -173,7 +177,7 @@ async fn dropping_reader_and_inbox_gives_the_budget_back_and_the_file_is_unlinke
     drop(inbox);
 
     // Unclaimed inboxes (a session that died before its tunnel started).
-    let inbox = Inbox::new(b.clone());
+    let inbox = Inbox::new(Account::detached(b.clone()));
     for i in 0..10 {
         inbox.push(&pattern(i * 1000, 1000)).expect("push");
     }
@@ -187,7 +191,7 @@ async fn dropping_reader_and_inbox_gives_the_budget_back_and_the_file_is_unlinke
 async fn the_file_is_dropped_when_drained_and_memory_takes_over() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = budget(100, 1000, 1000, dir.path().into());
-    let inbox = Inbox::new(b.clone());
+    let inbox = Inbox::new(Account::detached(b.clone()));
     let mut r = inbox.reader();
     inbox.push(&[1; 100]).expect("memory");
     inbox.push(&[2; 300]).expect("disk");
@@ -205,7 +209,7 @@ async fn the_file_is_dropped_when_drained_and_memory_takes_over() {
 async fn the_reader_is_woken_by_data_eof_close_and_loss_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = budget(1024, 0, 0, dir.path().into());
-    let inbox = Inbox::new(b);
+    let inbox = Inbox::new(Account::detached(b));
     let mut r = inbox.reader();
     let producer = inbox.clone();
     let waiter = tokio::spawn(async move {
@@ -228,7 +232,7 @@ async fn the_reader_is_woken_by_data_eof_close_and_loss_in_order() {
     producer.push(b"late").expect("dropped");
     assert_eq!(r.buffered(), 0);
 
-    let inbox = Inbox::new(budget(1024, 0, 0, dir.path().into()));
+    let inbox = Inbox::new(Account::detached(budget(1024, 0, 0, dir.path().into())));
     let mut r = inbox.reader();
     let waiter = tokio::spawn(async move { r.wait().await });
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -242,7 +246,7 @@ async fn the_reader_is_woken_by_data_eof_close_and_loss_in_order() {
 async fn a_producer_on_another_thread_waits_for_room_and_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = budget(4096, 64 * 1024, 1 << 20, dir.path().into());
-    let inbox = Inbox::new(b.clone());
+    let inbox = Inbox::new(Account::detached(b.clone()));
     let mut reader = inbox.reader();
     let total = 2 * 1024 * 1024;
     let producer = std::thread::spawn(move || {

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use russh::{client, Channel, ChannelId};
 use tracing::{info, warn};
 
-use super::budget::Budget;
+use super::account::Account;
 use super::inbox::{Inbox, InboxReader};
 use super::Tunnel;
 
@@ -29,7 +29,8 @@ use super::Tunnel;
 pub struct Inboxes<K = ChannelId> {
     /// For the log lines that say which upstream parked.
     upstream: String,
-    budget: Arc<Budget>,
+    /// Where the inboxes' bytes are counted (session, upstream, process).
+    budget: Arc<Account>,
     map: Mutex<Map<K>>,
     /// The session task waits in `data` for a tunnel's client to make room.
     parked: AtomicBool,
@@ -49,7 +50,7 @@ struct Entry {
 }
 
 impl<K: Copy + Eq + Hash> Inboxes<K> {
-    pub fn new(upstream: &str, budget: Arc<Budget>) -> Arc<Inboxes<K>> {
+    pub fn new(upstream: &str, budget: Arc<Account>) -> Arc<Inboxes<K>> {
         Arc::new(Inboxes {
             upstream: upstream.to_owned(),
             budget,
@@ -109,8 +110,14 @@ impl<K: Copy + Eq + Hash> Inboxes<K> {
             return;
         };
         self.parked.store(true, Ordering::Release);
-        warn!(upstream = %self.upstream, cap = cap.as_str(),
-            "relay: a tunnel's buffer is full; its session waits for the client and takes no new tunnels");
+        // Once per tunnel and cap: a slow reader meets its cap on almost
+        // every packet, and the metric and /status keep the count.
+        let tell = !inbox.seen_cap(cap);
+        if tell {
+            inbox.mark_told();
+            warn!(upstream = %self.upstream, cap = cap.as_str(),
+                "relay: a tunnel's buffer is full; its session waits for the client and takes no new tunnels");
+        }
         let started = std::time::Instant::now();
         loop {
             inbox.room().await;
@@ -119,7 +126,9 @@ impl<K: Copy + Eq + Hash> Inboxes<K> {
             }
         }
         self.parked.store(false, Ordering::Release);
-        info!(upstream = %self.upstream, waited = ?started.elapsed(), "relay: session resumed");
+        if tell {
+            info!(upstream = %self.upstream, waited = ?started.elapsed(), "relay: session resumed");
+        }
     }
 
     pub fn eof(&self, id: K) {
@@ -155,6 +164,11 @@ impl<K: Copy + Eq + Hash> Inboxes<K> {
     /// Whether the session task waits on a full inbox right now.
     pub fn is_parked(&self) -> bool {
         self.parked.load(Ordering::Acquire)
+    }
+
+    /// (memory, disk) bytes this session's tunnels hold now.
+    pub fn buffered(&self) -> (u64, u64) {
+        self.budget.buffered()
     }
 
     /// Inboxes held (open channels of this session, claimed or not).
@@ -200,17 +214,17 @@ impl<K: Copy + Eq + Hash> Drop for Feed<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::budget::Limits;
+    use crate::relay::budget::{Budget, Limits};
     use crate::relay::inbox::Event;
 
     fn inboxes() -> Arc<Inboxes<u32>> {
         Inboxes::new(
             "u",
-            Budget::new(Limits {
+            Account::detached(Budget::new(Limits {
                 memory_per_tunnel: 16,
                 spill_per_tunnel: 0,
                 ..Limits::default()
-            }),
+            })),
         )
     }
 

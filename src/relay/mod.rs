@@ -7,9 +7,9 @@
 //! drains the inbox to the client at the client's pace. So a slow or paused
 //! client never holds up its session's other tunnels, and nothing it has not
 //! read is thrown away. Only when a tunnel's caps are reached does the
-//! session task wait for it (see `inboxes`); then, if its client still takes
-//! nothing for the upstream's `stall_timeout`, the tunnel is ended as
-//! `Stalled` so that the session's other tunnels resume.
+//! session task wait for it (see `inboxes`): the session then takes no new
+//! tunnels, and resumes as soon as that client reads again. A tunnel is
+//! never ended because its reader is slow or paused.
 //!
 //! russh traps shape the rest (DESIGN.md "Facts"): closing a channel from
 //! our side before the server's CLOSE leaks the channel's entry in the
@@ -17,19 +17,25 @@
 //! client EOF becomes channel EOF, and the relay ends when the server sends
 //! CLOSE, which also ends the upload (after CLOSE, a writer waiting for
 //! window would wait forever). Only when the client is gone and the server
-//! keeps sending past `DRAIN_LIMIT` (or at forced shutdown, or when stalled)
-//! do we close first, and say so in the result.
+//! keeps sending past `DRAIN_LIMIT` (or at forced shutdown) do we close
+//! first, and say so in the result. Every end that cuts the stream short
+//! (session lost, forced shutdown, spill lost, drain timeout) resets the
+//! client connection, so that a client never takes a cut download for a
+//! complete one.
 //!
-//! Files: `budget` (limits and process totals), `inbox` (one tunnel's
+//! Files: `budget` (limits and process totals), `account` (a session's
+//! counts, fed to the budget, the metrics and `/status`), `inbox` (one tunnel's
 //! tiered buffer), `spill` (its ring file), `inboxes` (a session's inboxes
 //! by channel, fed by its handler).
 
+mod account;
 mod budget;
 mod inbox;
 mod inboxes;
 mod spill;
 
-pub use budget::{Budget, Cap, Limits, Usage};
+pub use account::{Account, Meters};
+pub use budget::{Budget, Cap, Limits, SpillDirError, Usage};
 pub use inbox::{Event, Inbox, InboxReader, READ_BACK};
 pub use inboxes::{Feed, Inboxes};
 
@@ -66,11 +72,8 @@ pub enum End {
     DrainTimeout,
     /// The SSH session died under the tunnel.
     SessionLost,
-    /// Forced shutdown.
+    /// Forced shutdown (the drain grace was over).
     Shutdown,
-    /// The tunnel's caps were reached and its client then took nothing for
-    /// `stall_timeout`; closed so that the session's other tunnels resume.
-    Stalled,
     /// The spill file could not be read back; the client is cut (reset).
     SpillFailed(io::ErrorKind),
 }
@@ -107,15 +110,14 @@ pub struct RelayStats {
 /// client data already read (sent along with the SOCKS request).
 ///
 /// The two directions run as two futures polled together, and the relay
-/// ends with the down direction (on CLOSE, session loss, stall or client
-/// loss); the upload is dropped then, never left waiting for window.
+/// ends with the down direction (on CLOSE, session loss or client loss);
+/// the upload is dropped then, never left waiting for window.
 pub async fn run(
     client: TcpStream,
     early: Bytes,
     tunnel: Tunnel,
     guard: &mut ChannelGuard,
     meter: &Meter,
-    stall_timeout: Duration,
     force: CancellationToken,
 ) -> RelayStats {
     let started = Instant::now();
@@ -127,7 +129,7 @@ pub async fn run(
         down: AtomicU64::new(0),
     };
     let Tunnel { write: tx, inbox } = tunnel;
-    let (mut cr, cw) = client.into_split();
+    let (mut cr, mut cw) = client.into_split();
 
     let outcome = {
         let tx = &tx;
@@ -159,7 +161,7 @@ pub async fn run(
                 }
             }
         };
-        let down = down(inbox, cw, tally, stall_timeout);
+        let down = down(inbox, &mut cw, tally);
         tokio::pin!(up);
         tokio::pin!(down);
         let mut up_finished = false;
@@ -175,9 +177,12 @@ pub async fn run(
     // The down future, and with it the inbox, is gone here: whatever the
     // jump host still sends is dropped, and a session parked on this
     // tunnel's caps resumes before we close.
+    if cuts_short(outcome) {
+        reset(cw);
+    }
     if matches!(
         outcome,
-        End::DrainTimeout | End::Shutdown | End::Stalled | End::SpillFailed(_)
+        End::DrainTimeout | End::Shutdown | End::SpillFailed(_)
     ) {
         // Closing first leaks the channel entry in russh (module doc); only
         // here, where the alternative is to hold the channel forever.
@@ -192,12 +197,12 @@ pub async fn run(
 }
 
 /// Jump host -> client: drains the inbox to the client socket, up to
-/// `WRITE_BATCH` buffers per writev, until the channel ends.
+/// `WRITE_BATCH` buffers per writev, until the channel ends. However long
+/// the client takes, the tunnel waits for it.
 async fn down(
     mut inbox: InboxReader,
-    mut cw: tokio::net::tcp::OwnedWriteHalf,
+    cw: &mut tokio::net::tcp::OwnedWriteHalf,
     tally: &Tally<'_>,
-    stall_timeout: Duration,
 ) -> End {
     let mut batch: Vec<Bytes> = Vec::with_capacity(WRITE_BATCH);
     loop {
@@ -208,30 +213,15 @@ async fn down(
                 continue;
             }
             Event::Closed => return End::Closed,
-            Event::SessionLost => {
-                reset(&cw);
-                return End::SessionLost;
-            }
-            Event::SpillFailed(kind) => {
-                reset(&cw);
-                return End::SpillFailed(kind);
-            }
+            Event::SessionLost => return End::SessionLost,
+            Event::SpillFailed(kind) => return End::SpillFailed(kind),
         }
         inbox.batch(&mut batch, WRITE_BATCH);
-        let write = async {
-            let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
-            for (slot, b) in slices.iter_mut().zip(batch.iter()) {
-                *slot = IoSlice::new(b);
-            }
-            cw.write_vectored(&slices[..batch.len()]).await
-        };
-        let written = tokio::select! {
-            r = write => r,
-            _ = stalled(&inbox, stall_timeout) => {
-                reset(&cw);
-                return End::Stalled;
-            }
-        };
+        let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
+        for (slot, b) in slices.iter_mut().zip(batch.iter()) {
+            *slot = IoSlice::new(b);
+        }
+        let written = cw.write_vectored(&slices[..batch.len()]).await;
         match written {
             Ok(0) | Err(_) => {
                 let kind = written.err().map_or(io::ErrorKind::WriteZero, |e| e.kind());
@@ -245,23 +235,13 @@ async fn down(
     }
 }
 
-/// Resolves once the session has been parked on this tunnel's caps and the
-/// client took nothing, both for `stall_timeout` (the caller's write is
-/// pending all along). A slow client is never stalled: each write it takes
-/// restarts the clock.
-async fn stalled(inbox: &InboxReader, stall_timeout: Duration) {
-    let pending_since = tokio::time::Instant::now();
-    loop {
-        let from = match inbox.capped() {
-            Some((_, since)) => since.max(pending_since),
-            None => tokio::time::Instant::now(),
-        };
-        let due = from + stall_timeout;
-        if tokio::time::Instant::now() >= due && inbox.capped().is_some() {
-            return;
-        }
-        tokio::time::sleep_until(due).await;
-    }
+/// Whether `end` leaves the client's stream incomplete: then the client
+/// must see a reset, not an end of file.
+fn cuts_short(end: End) -> bool {
+    matches!(
+        end,
+        End::SessionLost | End::Shutdown | End::SpillFailed(_) | End::DrainTimeout
+    )
 }
 
 /// The client is gone: drop what the inbox holds and all that follows, and
@@ -308,10 +288,13 @@ impl Tally<'_> {
 }
 
 /// Ends the client connection with a reset instead of a FIN, so that a
-/// client can tell a cut-off transfer (session lost, stalled) from a
-/// complete one.
-fn reset(cw: &tokio::net::tcp::OwnedWriteHalf) {
+/// client can tell a cut-off transfer (session lost, forced shutdown) from
+/// a complete one. `forget` keeps tokio from sending a FIN when the half is
+/// dropped; the socket closes (with SO_LINGER 0: RST) when the read half
+/// goes too.
+fn reset(cw: tokio::net::tcp::OwnedWriteHalf) {
     let _ = cw.as_ref().set_zero_linger();
+    cw.forget();
 }
 
 /// Ends a channel the way russh does not leak it: EOF, then wait (discarding

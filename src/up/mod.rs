@@ -101,6 +101,7 @@ pub fn to_config(r: &Resolved, up: &UpArgs, local: &Local) -> Result<Config, UpE
         listeners,
         admin: up.admin,
         limits: Default::default(),
+        relay: Default::default(),
     })
 }
 

@@ -47,6 +47,7 @@ impl Pool {
                     "ready"
                 };
                 let extra = s.extra.load(Ordering::Relaxed);
+                let (memory, disk) = s.relay().buffered();
                 SessionStatus {
                     id: s.id,
                     host: self.settings.describe(s.host_index),
@@ -56,6 +57,9 @@ impl Pool {
                     channels: s.channels(),
                     bytes_up: up,
                     bytes_down: down,
+                    buffered_memory_bytes: memory,
+                    buffered_disk_bytes: disk,
+                    parked: s.is_stalled(),
                 }
             })
             .collect();

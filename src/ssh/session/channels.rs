@@ -1,8 +1,7 @@
 //! Channel accounting on a session, and opening `direct-tcpip` channels.
 //! A `ChannelGuard` is one slot in a session's count, taken before the open
 //! (so that concurrent opens cannot overfill a session) and given back when
-//! dropped; the pool (`ssh::pool`) reads the counts to pick a session, the
-//! relay marks stalled tunnels through the guard.
+//! dropped; the pool (`ssh::pool`) reads the counts to pick a session.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,9 +27,6 @@ const LATE_OPEN_LIMIT: Duration = Duration::from_secs(60);
 pub(super) struct ChannelCounts {
     /// Live channels (and slots reserved for opens in flight).
     open: AtomicUsize,
-    /// Tunnels whose client stopped reading; such a session gets no new
-    /// channels (russh's reader stalls with them, see `relay`).
-    stalled: AtomicUsize,
     /// Set when an idle session is being retired: no new channels.
     retired: AtomicBool,
 }
@@ -54,17 +50,10 @@ impl ChannelCounts {
         self.open.fetch_sub(1, Ordering::AcqRel);
     }
 
-    fn set_stalled(&self, on: bool) {
-        if on {
-            self.stalled.fetch_add(1, Ordering::AcqRel);
-        } else {
-            self.stalled.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-
-    /// Not retiring and no tunnel stalled.
+    /// Not retiring. (A session parked on a tunnel's caps takes no new
+    /// channels either: `relay::Inboxes::is_parked`.)
     pub(super) fn takes_new(&self) -> bool {
-        !self.retired.load(Ordering::Acquire) && self.stalled.load(Ordering::Acquire) == 0
+        !self.retired.load(Ordering::Acquire)
     }
 
     /// Marks the session as retiring, unless a channel slipped in.
@@ -81,10 +70,6 @@ impl ChannelCounts {
         self.open.load(Ordering::Relaxed)
     }
 
-    pub(super) fn is_stalled(&self) -> bool {
-        self.stalled.load(Ordering::Relaxed) > 0
-    }
-
     pub(super) fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Relaxed)
     }
@@ -99,7 +84,6 @@ impl JumpSession {
         ChannelGuard {
             channel: Some(self.inboxes.tunnel(channel)),
             session: self.clone(),
-            stalled: false,
         }
     }
 
@@ -111,7 +95,6 @@ impl JumpSession {
         Some(ChannelGuard {
             channel: None,
             session: self.clone(),
-            stalled: false,
         })
     }
 }
@@ -121,8 +104,6 @@ impl JumpSession {
 pub struct ChannelGuard {
     channel: Option<crate::relay::Tunnel>,
     session: Arc<JumpSession>,
-    /// Whether this tunnel counts in the session's stalled tunnels.
-    stalled: bool,
 }
 
 impl ChannelGuard {
@@ -180,15 +161,6 @@ impl ChannelGuard {
         Ok(())
     }
 
-    /// Marks (or clears) this tunnel as stalled: its client stopped reading
-    /// and its buffer is full, so the session gets no new channels.
-    pub fn set_stalled(&mut self, on: bool) {
-        if on != self.stalled {
-            self.stalled = on;
-            self.session.counts.set_stalled(on);
-        }
-    }
-
     /// The channel, once; the guard still counts it until dropped.
     pub fn take(&mut self) -> Option<crate::relay::Tunnel> {
         self.channel.take()
@@ -201,7 +173,6 @@ impl ChannelGuard {
 
 impl Drop for ChannelGuard {
     fn drop(&mut self) {
-        self.set_stalled(false);
         self.session.counts.remove();
     }
 }
@@ -235,22 +206,6 @@ mod tests {
         c.add();
         assert_eq!(c.open(), 3);
         assert!(!c.try_add(2));
-    }
-
-    #[test]
-    fn a_stalled_tunnel_keeps_new_channels_away_until_cleared() {
-        let c = ChannelCounts::default();
-        assert!(c.takes_new() && !c.is_stalled());
-        c.set_stalled(true);
-        c.set_stalled(true);
-        assert!(!c.takes_new() && c.is_stalled());
-        c.set_stalled(false);
-        assert!(
-            !c.takes_new(),
-            "one of two stalled tunnels is still stalled"
-        );
-        c.set_stalled(false);
-        assert!(c.takes_new());
     }
 
     #[test]

@@ -97,8 +97,12 @@ impl JumpHandler {
             failures: Arc::new(FailureTexts::default()),
             key_error: Arc::new(Mutex::new(None)),
             ended: Arc::new(Mutex::new(None)),
-            // The `[relay]` keys are not read yet: the default limits.
-            inboxes: crate::relay::Inboxes::new(&u.name, crate::relay::Budget::global()),
+            // The process's budget (`[relay]`, installed at start) and the
+            // upstream's series; the account is this session's.
+            inboxes: crate::relay::Inboxes::new(
+                &u.name,
+                crate::relay::Account::new(crate::relay::Budget::global(), settings.relay.clone()),
+            ),
         };
         let handler = JumpHandler {
             host: endpoint.host.clone(),

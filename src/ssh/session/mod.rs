@@ -53,7 +53,7 @@ pub struct JumpSession {
     dead: CancellationToken,
     /// Open-failure texts, which russh gives only to the handler.
     failures: Arc<FailureTexts>,
-    /// Live channels, stalled tunnels, retiring: for load balancing,
+    /// Live channels, retiring: for load balancing,
     /// metrics and status.
     counts: ChannelCounts,
     /// Opened for a burst (above `sessions.min`), for status.
@@ -134,8 +134,8 @@ impl JumpSession {
         })
     }
 
-    /// Alive, not retiring, no tunnel stalled on it, and its session task
-    /// not parked on a tunnel's full inbox.
+    /// Alive, not retiring, and its session task not parked on a tunnel's
+    /// full inbox (it could not open a channel until that client reads).
     pub fn is_usable(&self) -> bool {
         !self.is_dead() && self.counts.takes_new() && !self.inboxes.is_parked()
     }
@@ -159,9 +159,16 @@ impl JumpSession {
         self.counts.open()
     }
 
-    /// Whether a tunnel on this session has a client that stopped reading.
+    /// Whether the session task is parked at a tunnel's cap: a client
+    /// stopped reading and its buffer (memory and spill) is full. The
+    /// session takes no new tunnels until that client reads again.
     pub fn is_stalled(&self) -> bool {
-        self.counts.is_stalled() || self.inboxes.is_parked()
+        self.inboxes.is_parked()
+    }
+
+    /// The session's relay buffers, for `/status`.
+    pub fn relay(&self) -> &crate::relay::Inboxes {
+        &self.inboxes
     }
 
     pub fn is_retired(&self) -> bool {

@@ -23,12 +23,17 @@ pub struct SessionSettings {
     /// Where `forwarded-tcpip` channels (remote forwards) go; None: the
     /// jump host's attempts to open them are refused. Set by `Pool::new`.
     pub forwarded: Option<mpsc::Sender<ForwardedChannel>>,
+    /// The upstream's `jumpgate_relay_*` series, resolved once (and so
+    /// created at 0) for all its sessions' buffers.
+    pub relay: Arc<crate::relay::Meters>,
 }
 
 impl SessionSettings {
     pub fn new(upstream: Upstream, identities: Vec<Identity>) -> Self {
         let ssh = Arc::new(russh_config(&upstream));
+        let relay = crate::relay::Meters::for_upstream(&upstream.name);
         SessionSettings {
+            relay,
             upstream,
             identities,
             ssh,
