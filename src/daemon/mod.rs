@@ -46,6 +46,11 @@ pub enum DaemonError {
     },
     #[error("{0}")]
     Forward(#[from] ForwardError),
+    #[error("cannot write the ready file {}: {source}", path.display())]
+    ReadyFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl DaemonError {
@@ -53,7 +58,8 @@ impl DaemonError {
     /// a busy port may free up (1).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Identity { .. } => EXIT_CONFIG,
+            // A ready file that cannot be written is a wrong path given.
+            Self::Identity { .. } | Self::ReadyFile { .. } => EXIT_CONFIG,
             Self::Bind { .. } | Self::Forward(_) => EXIT_RUNTIME,
         }
     }

@@ -39,6 +39,40 @@ impl Pool {
             let me = self.clone();
             self.tasks.spawn(async move { me.supervise(slot).await });
         }
+        // Without slots nobody would take the first login's session: it
+        // serves as an extra one, closed when idle like the others.
+        if self.settings.upstream.sessions.min == 0 {
+            let seed = self.lock().seed.take();
+            if let Some(s) = seed {
+                let mut st = self.lock();
+                st.dialing += 1;
+                st.hosts[s.host_index].dialing += 1;
+                drop(st);
+                self.spawn_extra(s.host_index, Some(s));
+            }
+        }
+    }
+
+    /// Hands the pool a session logged in before it started (`jumpgate
+    /// up`'s first login), so that the first slot serves with it instead of
+    /// logging in a second time (a second confirmation with `ssh-add -c` or
+    /// a FIDO key; two more logins through a ProxyJump).
+    pub fn adopt(&self, session: Arc<JumpSession>) {
+        self.lock().seed = Some(session);
+    }
+
+    /// The session `adopt` left for the first slot, as `dial` would
+    /// have returned it.
+    fn take_seed(&self) -> Option<Arc<JumpSession>> {
+        let s = self.lock().seed.take()?;
+        let m = crate::metrics::get();
+        m.session_connects
+            .with_label_values(&[self.name(), "ok"])
+            .inc();
+        let mut st = self.lock();
+        st.hosts[s.host_index].dialing = st.hosts[s.host_index].dialing.saturating_sub(1);
+        self.admit(&mut st, s.host_index, s.clone());
+        Some(s)
     }
 
     /// Stops supervisors and on-demand sessions, with an SSH disconnect.
@@ -71,12 +105,7 @@ impl Pool {
         st.hosts[host].dialing = st.hosts[host].dialing.saturating_sub(1);
         match r {
             Ok(s) => {
-                m.sessions.with_label_values(&[self.name(), "ready"]).inc();
-                let h = &mut st.hosts[host];
-                h.down_until = None;
-                h.failures = 0;
-                st.sessions.push(s.clone());
-                self.log_readiness(&mut st);
+                self.admit(&mut st, host, s.clone());
                 Some(s)
             }
             Err(e) => {
@@ -104,6 +133,19 @@ impl Pool {
                 None
             }
         }
+    }
+
+    /// A new session joins the pool: counted ready, its host healthy.
+    fn admit(&self, st: &mut State, host: usize, s: Arc<JumpSession>) {
+        crate::metrics::get()
+            .sessions
+            .with_label_values(&[self.name(), "ready"])
+            .inc();
+        let h = &mut st.hosts[host];
+        h.down_until = None;
+        h.failures = 0;
+        st.sessions.push(s);
+        self.log_readiness(st);
     }
 
     fn log_readiness(&self, st: &mut State) {
@@ -162,14 +204,20 @@ impl Pool {
         let mut backoff = Jitter::new(self.settings.upstream.reconnect);
         let mut last_error_logged = false;
         while !self.stop.is_cancelled() {
-            let host = {
+            let (host, seeded) = {
                 let mut st = self.lock();
                 st.dialing += 1;
-                let t = pick_host(&st.hosts, &st.sessions, Instant::now());
+                let t = match &st.seed {
+                    Some(s) => s.host_index,
+                    None => pick_host(&st.hosts, &st.sessions, Instant::now()),
+                };
                 st.hosts[t].dialing += 1;
-                t
+                (t, st.seed.is_some())
             };
-            let s = self.dial(host).await;
+            let s = match seeded.then(|| self.take_seed()).flatten() {
+                Some(s) => Some(s),
+                None => self.dial(host).await,
+            };
             self.lock().dialing -= 1;
             self.changed.notify_waiters();
             match s {
@@ -214,9 +262,20 @@ impl Pool {
 
     /// An extra session for a burst; closed after `idle_timeout` unused.
     pub(super) fn spawn_on_demand(self: &Arc<Self>, host: usize) {
+        self.spawn_extra(host, None);
+    }
+
+    /// An extra session: `seed` if given (already logged in), else dialed.
+    fn spawn_extra(self: &Arc<Self>, host: usize, seed: Option<Arc<JumpSession>>) {
         let me = self.clone();
         self.tasks.spawn(async move {
-            let s = me.dial(host).await;
+            let s = match seed {
+                Some(s) => {
+                    me.lock().seed = Some(s);
+                    me.take_seed()
+                }
+                None => me.dial(host).await,
+            };
             me.lock().dialing -= 1;
             me.changed.notify_waiters();
             let Some(session) = s else { return };
