@@ -78,6 +78,8 @@ struct HostHealth {
     /// Connects to this host in flight, so that simultaneous dials spread.
     dialing: usize,
     last_error: Option<String>,
+    /// The last login was refused: backoff is at `reconnect.max` at once.
+    key_refused: bool,
 }
 
 impl Pool {

@@ -14,7 +14,11 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::{pick_host, Jitter, Pool, State};
-use crate::ssh::session::JumpSession;
+use crate::ssh::session::{ConnectError, JumpSession};
+
+/// The shortest sleep between a slot's dials, so a dead host is never
+/// hammered even when every backoff has ended.
+const MIN_RETRY: Duration = Duration::from_millis(10);
 
 /// How long `shutdown` waits for sessions to say goodbye.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
@@ -111,11 +115,23 @@ impl Pool {
             Err(e) => {
                 let h = &mut st.hosts[host];
                 h.failures += 1;
-                let mut backoff = Jitter::new(self.settings.upstream.reconnect);
-                for _ in 1..h.failures.min(16) {
-                    backoff.next_wait();
-                }
-                let wait = backoff.next_wait();
+                let refused = matches!(e, ConnectError::Denied { .. });
+                let first_refusal = refused && !h.key_refused;
+                h.key_refused = refused;
+                let reconnect = self.settings.upstream.reconnect;
+                // A refused key will not fix itself, and every retry is a
+                // failed login the bastion counts (fail2ban): go to the
+                // maximum at once. Network failures back off gradually.
+                let wait = if refused {
+                    reconnect.max
+                } else {
+                    let mut backoff = Jitter::new(reconnect);
+                    for _ in 1..h.failures.min(16) {
+                        backoff.next_wait();
+                    }
+                    backoff.next_wait()
+                };
+                // The one deadline: /status shows it, the slot sleeps to it.
                 h.down_until = Some(Instant::now() + wait);
                 let (n, failures) = (self.settings.describe(host), h.failures);
                 let text = e.to_string();
@@ -125,7 +141,10 @@ impl Pool {
                 }
                 h.last_error = Some(text);
                 drop(st);
-                if failures == 1 {
+                if first_refusal {
+                    error!(upstream = %self.name(), host = %n, error = %e, failures, retry_in = ?wait,
+                        "key refused by the jump host; retrying only every reconnect.max");
+                } else if failures == 1 && !refused {
                     error!(upstream = %self.name(), host = %n, error = %e, "cannot open SSH session");
                 } else {
                     debug!(upstream = %self.name(), host = %n, error = %e, failures, "cannot open SSH session");
@@ -144,6 +163,7 @@ impl Pool {
         let h = &mut st.hosts[host];
         h.down_until = None;
         h.failures = 0;
+        h.key_refused = false;
         st.sessions.push(s);
         self.log_readiness(st);
     }
@@ -201,7 +221,6 @@ impl Pool {
 
     /// A slot supervisor: keep one session open, reconnect with backoff.
     async fn supervise(self: Arc<Self>, slot: usize) {
-        let mut backoff = Jitter::new(self.settings.upstream.reconnect);
         let mut last_error_logged = false;
         while !self.stop.is_cancelled() {
             let (host, seeded) = {
@@ -222,7 +241,6 @@ impl Pool {
             self.changed.notify_waiters();
             match s {
                 Some(session) => {
-                    backoff.reset();
                     last_error_logged = false;
                     let span =
                         info_span!("session", upstream = %self.name(), id = session.id, slot);
@@ -243,7 +261,7 @@ impl Pool {
                     self.forget(&session, departure);
                 }
                 None => {
-                    let wait = backoff.next_wait();
+                    let wait = self.next_dial_in();
                     if !last_error_logged {
                         // The error itself was logged by `dial`.
                         warn!(upstream = %self.name(), slot, retry_in = ?wait, "retrying with backoff");
@@ -258,6 +276,24 @@ impl Pool {
                 }
             }
         }
+    }
+
+    /// How long a slot whose dial failed sleeps: until the first host's
+    /// backoff ends (`down_until`, the deadline `/status` shows), so that
+    /// failover to a healthy host is not delayed and the shown retry time
+    /// is the real one.
+    fn next_dial_in(&self) -> Duration {
+        let now = Instant::now();
+        let st = self.lock();
+        st.hosts
+            .iter()
+            .map(|h| {
+                h.down_until
+                    .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
+            })
+            .min()
+            .unwrap_or(Duration::ZERO)
+            .max(MIN_RETRY)
     }
 
     /// An extra session for a burst; closed after `idle_timeout` unused.
