@@ -768,3 +768,52 @@ async fn stale_or_unwritable_ready_file_fails_at_start() {
     })
     .await;
 }
+
+/// SIGHUP and SIGUSR1 used to kill the process at once (exit 129, no drain,
+/// no log line, the ready file left behind). Until reload exists SIGHUP is
+/// logged and changes nothing; SIGUSR1 dumps `/status` to the log. And an
+/// ordinary SIGTERM is not a warning: the upstream going down at shutdown is
+/// expected, so no `upstream NOT ready` line at WARN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_and_sigusr1_are_not_fatal_and_sigterm_is_quiet() {
+    within(LIMIT, "up signals", async {
+        let sshd = Sshd::start().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ready = dir.path().join("ready");
+        let args = direct_args(&sshd, free_port(), &ready);
+        let mut up = Up::spawn(dir, &args);
+        up.wait_ready().await;
+        for sig in ["-HUP", "-USR1"] {
+            let status = Command::new("kill")
+                .args([sig, &up.child.pid().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill {sig} failed");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(
+                up.child.exited().is_none(),
+                "kill {sig} ended the process:\n{}",
+                up.logs.text()
+            );
+        }
+        let logged = |what: &str| up.logs.find(|l| l.contains(what)).is_some();
+        assert!(logged("SIGHUP"), "no SIGHUP line:\n{}", up.logs.text());
+        assert!(
+            logged("\"upstreams\""),
+            "no status dump on SIGUSR1:\n{}",
+            up.logs.text()
+        );
+        assert!(ready.exists(), "the ready file is gone while running");
+        assert_eq!(up.terminate().await, Some(0), "{}", up.logs.text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !up.logs
+                .text()
+                .lines()
+                .any(|l| l.contains("WARN") && l.contains("NOT ready")),
+            "SIGTERM logged a warning:\n{}",
+            up.logs.text()
+        );
+    })
+    .await;
+}

@@ -192,6 +192,28 @@ impl Daemon {
             listeners: listener_infos,
             limits: self.limits.clone(),
         });
+        {
+            // SIGUSR1: the /status JSON in the log, for a look without the
+            // admin endpoint.
+            let (status, dump, drain) = (
+                status.clone(),
+                shutdown.dump.clone(),
+                shutdown.drain.clone(),
+            );
+            accept_loops.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = dump.notified() => {
+                            match serde_json::to_string(&status.snapshot(false)) {
+                                Ok(json) => info!(status = %json, "SIGUSR1: status"),
+                                Err(e) => warn!(error = %e, "SIGUSR1: cannot render status"),
+                            }
+                        }
+                        _ = drain.cancelled() => break,
+                    }
+                }
+            });
+        }
         // The first fatal error of a remote forward; it starts the drain.
         let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<ForwardError>(1);
         for f in forwarders {

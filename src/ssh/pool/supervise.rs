@@ -174,6 +174,9 @@ impl Pool {
             st.logged_ready = ready;
             if ready {
                 info!(upstream = %self.name(), "upstream ready");
+            } else if self.stop.is_cancelled() {
+                // Shutting down: the sessions end because we end them.
+                info!(upstream = %self.name(), "upstream closed");
             } else {
                 warn!(upstream = %self.name(), "upstream NOT ready: no live session");
             }
