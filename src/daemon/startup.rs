@@ -84,7 +84,7 @@ impl Startup {
             }
         }
         let pools: Vec<Arc<Pool>> = settings.into_iter().map(Pool::new).collect();
-note_capacity(&pools);
+        note_capacity(&pools);
         // The checked sessions serve: ssh logs in once, and so do we.
         for (pool, session) in pools.iter().zip(first) {
             pool.adopt(session);
