@@ -513,24 +513,8 @@ async fn one_run(
         let p = &mut proxies[i];
         quiesce(targets).await;
         let r = load::round_trips(p.addr, targets.echo, plan.rtt_iterations, plan.rtt_limit).await;
-        let lat = report(&tag, p, "round trips", r, |l| {
-            format!(
-                "{} round trips, p50 {:.0} µs, p99 {:.0} µs",
-                l.len(),
-                percentile(l, 0.5).unwrap_or(0.0),
-                percentile(l, 0.99).unwrap_or(0.0)
-            )
-        });
-        results.record(
-            Fig::RttP50,
-            p.kind,
-            lat.as_ref().and_then(|l| percentile(l, 0.5)),
-        );
-        results.record(
-            Fig::RttP99,
-            p.kind,
-            lat.as_ref().and_then(|l| percentile(l, 0.99)),
-        );
+        let lat = report(&tag, p, "round trips", r, |l| round_trip_line(l));
+        record_p50_p99(results, (Fig::RttP50, Fig::RttP99), p.kind, lat.as_deref());
     }
 
     for &i in order.iter().filter(|_| want(Group::Neighbour)) {
@@ -546,22 +530,13 @@ async fn one_run(
         )
         .await;
         let lat = report(&tag, p, "round trips beside a 1 MB/s reader", r, |l| {
-            format!(
-                "{} round trips, p50 {:.0} µs, p99 {:.0} µs",
-                l.len(),
-                percentile(l, 0.5).unwrap_or(0.0),
-                percentile(l, 0.99).unwrap_or(0.0)
-            )
+            round_trip_line(l)
         });
-        results.record(
-            Fig::SlowNeighbourP50,
+        record_p50_p99(
+            results,
+            (Fig::SlowNeighbourP50, Fig::SlowNeighbourP99),
             p.kind,
-            lat.as_ref().and_then(|l| percentile(l, 0.5)),
-        );
-        results.record(
-            Fig::SlowNeighbourP99,
-            p.kind,
-            lat.as_ref().and_then(|l| percentile(l, 0.99)),
+            lat.as_deref(),
         );
     }
 
@@ -850,4 +825,20 @@ async fn idle_tunnels(
         );
     }
     Ok((open_s, per))
+}
+
+/// How a run of round trips is shown as it finishes.
+fn round_trip_line(l: &[f64]) -> String {
+    format!(
+        "{} round trips, p50 {:.0} µs, p99 {:.0} µs",
+        l.len(),
+        percentile(l, 0.5).unwrap_or(0.0),
+        percentile(l, 0.99).unwrap_or(0.0)
+    )
+}
+
+/// A latency figure's median and 99th percentile, as two figures of the table.
+fn record_p50_p99(results: &mut Results, (p50, p99): (Fig, Fig), kind: Kind, lat: Option<&[f64]>) {
+    results.record(p50, kind, lat.and_then(|l| percentile(l, 0.5)));
+    results.record(p99, kind, lat.and_then(|l| percentile(l, 0.99)));
 }
