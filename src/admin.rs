@@ -176,13 +176,13 @@ impl StatusSource {
                 fd_tunnels: c.fd_tunnels,
                 open_tunnels: crate::capacity::open_tunnels(),
             }),
-            relay: relay_status(&crate::relay::Budget::global()),
+            relay: relay_status(&crate::tunnel_buffer::Budget::global()),
         }
     }
 }
 
 /// The relay's bounds and totals, for `/status`.
-fn relay_status(b: &crate::relay::Budget) -> crate::status::RelayStatus {
+fn relay_status(b: &crate::tunnel_buffer::Budget) -> crate::status::RelayStatus {
     let l = b.limits();
     let u = b.usage();
     crate::status::RelayStatus {
@@ -193,7 +193,7 @@ fn relay_status(b: &crate::relay::Budget) -> crate::status::RelayStatus {
         buffered_memory_bytes: u.memory,
         buffered_disk_bytes: u.disk,
         spilled_bytes: u.spilled,
-        caps_reached: crate::relay::Cap::ALL
+        caps_reached: crate::tunnel_buffer::Cap::ALL
             .iter()
             .map(|c| (c.as_str().to_owned(), u.caps[*c as usize]))
             .collect(),

@@ -5,8 +5,9 @@
 //! Layers, top down: `cli` parses and dispatches, and nothing imports it;
 //! the commands (`up`, `demo`, `check`, `status_table`) import no other
 //! command; `daemon` (wiring, the one `startup` path, shutdown) runs the
-//! serving ones over `admin` and `proxy`; below them `ssh`, `relay`,
-//! `config`, `ssh_config` and `limit`; and `capacity`, `exit`, `metrics`, `status` and
+//! serving ones over `admin` and `proxy`; below them `relay`, then `ssh`,
+//! then `tunnel_buffer` (filled by `ssh`, drained by `relay`), `config`,
+//! `ssh_config` and `limit`; and `capacity`, `exit`, `metrics`, `status` and
 //! `telemetry` are shared vocabulary that imports nothing of jumpgate's.
 
 #![forbid(unsafe_code)]
@@ -32,4 +33,5 @@ pub mod ssh_config;
 pub mod status;
 pub mod status_table;
 pub mod telemetry;
+pub mod tunnel_buffer;
 pub mod up;

@@ -202,7 +202,7 @@ pub struct Listener {
 }
 
 /// `[relay]`: the per-tunnel buffer between a channel and a slow client,
-/// in bytes; `relay::Limits` is built from it.
+/// in bytes; `tunnel_buffer::Limits` is built from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelaySettings {
     /// Held in memory before the tunnel spills to disk.

@@ -2,7 +2,7 @@
 //! client (memory first, then an unlinked spill file), and its caps. Sizes
 //! are strings like `"256KiB"` or `"64MiB"` (`config::text::parse_size`);
 //! `spill_dir` expands `~`. Checks only what the text can tell; whether the
-//! directory is writable is checked at start (`relay::Budget::install`),
+//! directory is writable is checked at start (`tunnel_buffer::Budget::install`),
 //! where the daemon has the right to touch the file system.
 
 use toml::Spanned;

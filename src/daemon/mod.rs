@@ -47,7 +47,7 @@ pub enum DaemonError {
     #[error("{0}")]
     Forward(#[from] ForwardError),
     #[error("{0}")]
-    SpillDir(#[from] crate::relay::SpillDirError),
+    SpillDir(#[from] crate::tunnel_buffer::SpillDirError),
 }
 
 impl DaemonError {
@@ -66,8 +66,9 @@ impl DaemonError {
 /// the relay's budget from `[relay]` (failing on an unusable `spill_dir`),
 /// which every session's buffers draw on.
 pub fn load_keys(config: &Config) -> Result<Vec<SessionSettings>, DaemonError> {
-    let budget = crate::relay::Budget::install(crate::relay::Limits::from(&config.relay))?;
-    if *budget.limits() != crate::relay::Limits::from(&config.relay) {
+    let budget =
+        crate::tunnel_buffer::Budget::install(crate::tunnel_buffer::Limits::from(&config.relay))?;
+    if *budget.limits() != crate::tunnel_buffer::Limits::from(&config.relay) {
         warn!(
             "[relay] changed: it takes effect at the next start (spill files in use depend on it)"
         );

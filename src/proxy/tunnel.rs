@@ -198,7 +198,7 @@ pub(crate) async fn connect<A: Answer>(client: Client, req: Request<A>, force: C
             debug!(error = %e, "client left before the reply");
             // Not our close: EOF, and the server closes the channel.
             let stats = tokio::select! {
-                end = relay::close_after_eof(channel) => end,
+                end = crate::tunnel_buffer::close_after_eof(channel) => End::from(end),
                 _ = force.cancelled() => End::Shutdown,
             };
             debug!(?stats, "channel closed");
@@ -213,7 +213,7 @@ pub(crate) async fn connect<A: Answer>(client: Client, req: Request<A>, force: C
 pub(crate) async fn relay(
     tcp: TcpStream,
     early: Bytes,
-    channel: relay::Tunnel,
+    channel: crate::tunnel_buffer::Tunnel,
     guard: &mut ChannelGuard,
     tally: &Tally,
     dest: &Dest,

@@ -3,11 +3,11 @@
 //!
 //! Down (jump host -> client) does not read the channel: the session's
 //! handler pushes every packet into the tunnel's `Inbox` (memory, then a
-//! spill file; `inbox` states the bound) without waiting, and the relay
+//! spill file; `tunnel_buffer::inbox` states the bound) without waiting, and the relay
 //! drains the inbox to the client at the client's pace. So a slow or paused
 //! client never holds up its session's other tunnels, and nothing it has not
 //! read is thrown away. Only when a tunnel's caps are reached does the
-//! session task wait for it (see `inboxes`): the session then takes no new
+//! session task wait for it (see `tunnel_buffer::inboxes`): the session then takes no new
 //! tunnels, and resumes as soon as that client reads again. A tunnel is
 //! never ended because its reader is slow or paused.
 //!
@@ -23,38 +23,20 @@
 //! client connection, so that a client never takes a cut download for a
 //! complete one.
 //!
-//! Files: `budget` (limits and process totals), `account` (a session's
-//! counts, fed to the budget, the metrics and `/status`), `inbox` (one tunnel's
-//! tiered buffer), `spill` (its ring file), `inboxes` (a session's inboxes
-//! by channel, fed by its handler).
-
-mod account;
-mod budget;
-mod inbox;
-mod inboxes;
-mod spill;
-
-pub use account::{Account, Meters};
-pub use budget::{Budget, Cap, Limits, SpillDirError, Usage};
-pub use inbox::{Event, Inbox, InboxReader, READ_BACK};
-pub use inboxes::{Feed, Inboxes};
+//! The buffer itself (`Inbox`, its spill file, the caps and the budget) is
+//! `crate::tunnel_buffer`, below both this module and the SSH layer.
 
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use russh::client;
-use russh::ChannelWriteHalf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::ssh::session::{ChannelGuard, JumpSession};
-
-/// How long we keep draining (and discarding) a channel whose client is gone
-/// before closing it from our side.
-pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+use crate::tunnel_buffer::{Drained, Event, InboxReader, Tunnel, DRAIN_LIMIT};
 
 /// Packets written to the client per system call, at most.
 const WRITE_BATCH: usize = 16;
@@ -76,14 +58,6 @@ pub enum End {
     Shutdown,
     /// The spill file could not be read back; the client is cut (reset).
     SpillFailed(io::ErrorKind),
-}
-
-/// What a relay needs of a tunnel's channel: the write half (upload, EOF,
-/// close) and the inbox the session's handler fills. The read half is gone
-/// (`Inboxes::tunnel`).
-pub struct Tunnel {
-    pub write: ChannelWriteHalf<client::Msg>,
-    pub inbox: InboxReader,
 }
 
 /// Where a tunnel's bytes are counted as they pass: the upstream's
@@ -297,27 +271,12 @@ fn reset(cw: tokio::net::tcp::OwnedWriteHalf) {
     cw.forget();
 }
 
-/// Ends a channel the way russh does not leak it: EOF, then wait (discarding
-/// data) for the server's CLOSE for up to `DRAIN_LIMIT`; only then close
-/// first. Used for channels that never get (or lost) their client.
-pub async fn close_after_eof(tunnel: Tunnel) -> End {
-    let Tunnel { write, mut inbox } = tunnel;
-    inbox.discard();
-    let _ = write.eof().await;
-    let wait = async {
-        loop {
-            match inbox.wait().await {
-                Event::Closed => return End::Closed,
-                Event::SessionLost | Event::SpillFailed(_) => return End::SessionLost,
-                Event::Data | Event::Eof => {}
-            }
-        }
-    };
-    match tokio::time::timeout(DRAIN_LIMIT, wait).await {
-        Ok(end) => end,
-        Err(_) => {
-            let _ = write.close().await;
-            End::DrainTimeout
+impl From<Drained> for End {
+    fn from(d: Drained) -> End {
+        match d {
+            Drained::Closed => End::Closed,
+            Drained::SessionLost => End::SessionLost,
+            Drained::TimedOut => End::DrainTimeout,
         }
     }
 }

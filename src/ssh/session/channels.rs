@@ -51,7 +51,7 @@ impl ChannelCounts {
     }
 
     /// Not retiring. (A session parked on a tunnel's caps takes no new
-    /// channels either: `relay::Inboxes::is_parked`.)
+    /// channels either: `tunnel_buffer::Inboxes::is_parked`.)
     pub(super) fn takes_new(&self) -> bool {
         !self.retired.load(Ordering::Acquire)
     }
@@ -102,7 +102,7 @@ impl JumpSession {
 /// A channel slot on a session (and, once opened, the channel); dropping
 /// it gives the slot back.
 pub struct ChannelGuard {
-    channel: Option<crate::relay::Tunnel>,
+    channel: Option<crate::tunnel_buffer::Tunnel>,
     session: Arc<JumpSession>,
 }
 
@@ -162,7 +162,7 @@ impl ChannelGuard {
     }
 
     /// The channel, once; the guard still counts it until dropped.
-    pub fn take(&mut self) -> Option<crate::relay::Tunnel> {
+    pub fn take(&mut self) -> Option<crate::tunnel_buffer::Tunnel> {
         self.channel.take()
     }
 
@@ -180,13 +180,13 @@ impl Drop for ChannelGuard {
 /// Closes a channel that the jump host confirmed after we gave up: EOF, then
 /// wait for the server's CLOSE (closing first would leak it in russh).
 async fn close_late_channel(
-    open: tokio::task::JoinHandle<Result<crate::relay::Tunnel, russh::Error>>,
+    open: tokio::task::JoinHandle<Result<crate::tunnel_buffer::Tunnel, russh::Error>>,
 ) {
     let Ok(Ok(Ok(chan))) = tokio::time::timeout(LATE_OPEN_LIMIT, open).await else {
         return;
     };
     debug!(channel = ?chan.write.id(), "closing a channel confirmed after its open timed out");
-    crate::relay::close_after_eof(chan).await;
+    crate::tunnel_buffer::close_after_eof(chan).await;
 }
 
 #[cfg(test)]

@@ -22,20 +22,7 @@ use super::JumpSession;
 use crate::config::Endpoint;
 use crate::ssh::known_hosts::{self, HostKeyError, Verdict};
 
-/// A connection the jump host accepted on one of our remote forwards
-/// (`forwarded-tcpip`), not yet confirmed: `proxy::remote_forward` connects
-/// the local target first and then accepts or rejects it, as ssh -R does.
-pub struct ForwardedChannel {
-    pub session: Arc<JumpSession>,
-    pub channel: Channel<client::Msg>,
-    pub reply: client::ChannelOpenHandle,
-    /// The address and port the jump host listened on (the allocated port
-    /// when we asked for port 0).
-    pub bound_host: String,
-    pub bound_port: u32,
-    /// Who connected to it, on the jump host's side.
-    pub originator: String,
-}
+use super::forwarded_channel::ForwardedChannel;
 
 /// What the dialer keeps of a handler it hands to russh: state shared with
 /// the handler, which russh owns from then on.
@@ -49,7 +36,7 @@ pub(super) struct HandlerLink {
     /// Why the connection ended, as russh reported it.
     pub ended: Arc<Mutex<Option<String>>>,
     /// The tunnels' inboxes; fed only by the last hop's handler.
-    pub inboxes: Arc<crate::relay::Inboxes>,
+    pub inboxes: Arc<crate::tunnel_buffer::Inboxes>,
 }
 
 /// Where the handler of the last hop finds its session, once built.
@@ -77,9 +64,9 @@ pub(super) struct JumpHandler {
     /// The session this handler belongs to, set once it is built (after
     /// the handshake); forwarded channels are counted on it.
     session: SessionSlot,
-    /// Where tunnel channels' data goes (`relay::Inboxes`); only on the
+    /// Where tunnel channels' data goes (`tunnel_buffer::Inboxes`); only on the
     /// last hop: a ProxyJump hop's channel is read as a stream.
-    inboxes: Option<crate::relay::Feed>,
+    inboxes: Option<crate::tunnel_buffer::Feed>,
 }
 
 impl JumpHandler {
@@ -99,9 +86,12 @@ impl JumpHandler {
             ended: Arc::new(Mutex::new(None)),
             // The process's budget (`[relay]`, installed at start) and the
             // upstream's series; the account is this session's.
-            inboxes: crate::relay::Inboxes::new(
+            inboxes: crate::tunnel_buffer::Inboxes::new(
                 &u.name,
-                crate::relay::Account::new(crate::relay::Budget::global(), settings.relay.clone()),
+                crate::tunnel_buffer::Account::new(
+                    crate::tunnel_buffer::Budget::global(),
+                    settings.relay.clone(),
+                ),
             ),
         };
         let handler = JumpHandler {
@@ -118,7 +108,7 @@ impl JumpHandler {
             forwarded: session.as_ref().and(settings.forwarded.clone()),
             inboxes: session
                 .is_some()
-                .then(|| crate::relay::Feed(link.inboxes.clone())),
+                .then(|| crate::tunnel_buffer::Feed(link.inboxes.clone())),
             session: session.unwrap_or_default(),
         };
         (handler, link)
@@ -251,7 +241,7 @@ impl client::Handler for JumpHandler {
         data: &[u8],
         _session: &mut client::Session,
     ) -> Result<(), Self::Error> {
-        // Waits only when the tunnel's caps are reached (relay::Inboxes).
+        // Waits only when the tunnel's caps are reached (tunnel_buffer::Inboxes).
         if let Some(feed) = &self.inboxes {
             feed.0.data(channel, data).await;
         }

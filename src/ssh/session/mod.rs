@@ -7,7 +7,8 @@
 //! - `dial`: the transport (TCP, ProxyCommand, ProxyJump) and the handshake;
 //! - `auth`: logging in with keys, certificates and the agent;
 //! - `handler`: russh's callbacks (host key, disconnect reason, refused-open
-//!   texts, forwarded channels);
+//!   texts, forwarded channels, the data feed into `tunnel_buffer`);
+//! - `forwarded_channel`: a remote-forward connection on its way to the pool;
 //! - `channels`: channel slots (`ChannelGuard`) and opening channels;
 //! - `settings`: the per-upstream russh configuration;
 //! - `error`: `ConnectError`, `OpenError` and their labels.
@@ -17,6 +18,7 @@ mod channels;
 mod dial;
 mod error;
 mod failure_texts;
+mod forwarded_channel;
 mod handler;
 mod settings;
 
@@ -29,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use channels::ChannelGuard;
 pub use error::{ConnectError, FailureReason, OpenError};
-pub use handler::ForwardedChannel;
+pub use forwarded_channel::ForwardedChannel;
 pub use settings::SessionSettings;
 
 use channels::ChannelCounts;
@@ -65,8 +67,8 @@ pub struct JumpSession {
     bytes_down: AtomicU64,
     /// Why the session ended, as russh reported it to the handler.
     ended: Arc<Mutex<Option<String>>>,
-    /// The tunnels' inboxes, fed by the handler (`relay::Inboxes`).
-    inboxes: Arc<crate::relay::Inboxes>,
+    /// The tunnels' inboxes, fed by the handler (`tunnel_buffer::Inboxes`).
+    inboxes: Arc<crate::tunnel_buffer::Inboxes>,
 }
 
 impl std::fmt::Debug for JumpSession {
@@ -167,7 +169,7 @@ impl JumpSession {
     }
 
     /// The session's relay buffers, for `/status`.
-    pub fn relay(&self) -> &crate::relay::Inboxes {
+    pub fn relay(&self) -> &crate::tunnel_buffer::Inboxes {
         &self.inboxes
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use russh::client;
 use tokio::sync::mpsc;
 
-use super::handler::ForwardedChannel;
+use super::forwarded_channel::ForwardedChannel;
 use crate::config::{Endpoint, Upstream};
 use crate::ssh::identity::Identity;
 use crate::ssh::known_hosts;
@@ -25,13 +25,13 @@ pub struct SessionSettings {
     pub forwarded: Option<mpsc::Sender<ForwardedChannel>>,
     /// The upstream's `jumpgate_relay_*` series, resolved once (and so
     /// created at 0) for all its sessions' buffers.
-    pub relay: Arc<crate::relay::Meters>,
+    pub relay: Arc<crate::tunnel_buffer::Meters>,
 }
 
 impl SessionSettings {
     pub fn new(upstream: Upstream, identities: Vec<Identity>) -> Self {
         let ssh = Arc::new(russh_config(&upstream));
-        let relay = crate::relay::Meters::for_upstream(&upstream.name);
+        let relay = crate::tunnel_buffer::Meters::for_upstream(&upstream.name);
         SessionSettings {
             relay,
             upstream,

@@ -2,7 +2,7 @@
 //! every tunnel's inbox draws on: the `spill_total` disk allowance, and
 //! atomic totals of what is buffered in memory and on disk, spilled so far,
 //! and how often each cap was hit. Metrics and `/status` read the totals;
-//! `relay::account` is the only writer. Reads `config::RelaySettings`;
+//! `tunnel_buffer::account` is the only writer. Reads `config::RelaySettings`;
 //! talks to nothing else.
 
 use std::path::PathBuf;

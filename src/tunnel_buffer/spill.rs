@@ -2,7 +2,7 @@
 //! `spill_per_tunnel` bytes, so that a reader that keeps pace but lags
 //! never needs more disk than the ring, and the space read is reused
 //! instead of growing the file for the whole transfer (nginx's
-//! `proxy_temp_path` files grow; ours wrap). `relay::inbox` owns it and
+//! `proxy_temp_path` files grow; ours wrap). `inbox` owns it and
 //! drops it when it is empty; only the file system is talked to.
 //!
 //! Offsets are logical (bytes since the file was created): `head` is the

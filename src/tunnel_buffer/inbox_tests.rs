@@ -1,4 +1,4 @@
-//! Unit tests of `relay::inbox`: order across tiers, caps, the budget,
+//! Unit tests of `tunnel_buffer::inbox`: order across tiers, caps, the budget,
 //! unlinked files, wakeups, and a producer on another thread.
 
 use std::path::PathBuf;
@@ -7,8 +7,8 @@ use std::time::Duration;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::*;
-use crate::relay::account::Account;
-use crate::relay::budget::{Budget, Limits, Usage};
+use crate::tunnel_buffer::account::Account;
+use crate::tunnel_buffer::budget::{Budget, Limits, Usage};
 
 fn budget(memory: usize, spill: u64, total: u64, dir: PathBuf) -> Arc<Budget> {
     Budget::new(Limits {

@@ -3,10 +3,10 @@
 //! russh's session task without waiting (`Inbox::push`); the tunnel's relay
 //! task drains it to the client socket (`InboxReader`). Data goes to memory
 //! first, then, past `memory_per_tunnel`, to the tunnel's spill file
-//! (`relay::spill`); order is kept because once a tunnel spills, everything
+//! (`spill`); order is kept because once a tunnel spills, everything
 //! new goes to the file until the file has been read to its end (memory,
 //! which is older, is always read first), and the emptied file is dropped.
-//! Every byte is counted through the session's `relay::Account` (the
+//! Every byte is counted through the session's `Account` (the
 //! process's `Budget`, the upstream's metrics, the session's gauges).
 //!
 //! The bound, per tunnel: memory at most `memory_per_tunnel` (or one SSH
@@ -56,7 +56,7 @@ enum Ending {
     SessionLost,
 }
 
-/// The producer's handle (held by the session's `relay::Inboxes`).
+/// The producer's handle (held by the session's `Inboxes`).
 #[derive(Clone)]
 pub struct Inbox(Arc<Shared>);
 
@@ -112,7 +112,7 @@ impl Inbox {
         }))
     }
 
-    /// The reader. One per inbox: `relay::Inboxes` hands it out once.
+    /// The reader. One per inbox: `Inboxes` hands it out once.
     pub fn reader(&self) -> InboxReader {
         InboxReader {
             shared: self.0.clone(),

@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use russh::{client, Channel, ChannelId};
 use tracing::{info, warn};
 
-use super::account::Account;
-use super::inbox::{Inbox, InboxReader};
 use super::Tunnel;
+use crate::tunnel_buffer::account::Account;
+use crate::tunnel_buffer::inbox::{Inbox, InboxReader};
 
 /// Generic over the key only so that unit tests can make ids (russh's
 /// `ChannelId` has no public constructor).
@@ -214,8 +214,8 @@ impl<K: Copy + Eq + Hash> Drop for Feed<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::budget::{Budget, Limits};
-    use crate::relay::inbox::Event;
+    use crate::tunnel_buffer::budget::{Budget, Limits};
+    use crate::tunnel_buffer::inbox::Event;
 
     fn inboxes() -> Arc<Inboxes<u32>> {
         Inboxes::new(
