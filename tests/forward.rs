@@ -11,10 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use crate::pool::{kill_sshd_tree, restart_sshd, sshd_pid};
 use crate::support::admin::{admin_addr, get, sample};
 use crate::support::pattern;
 use crate::support::process::{offline_tokio_command, run_for};
+use crate::support::sshd_life::{kill_sshd_tree, restart_sshd, sshd_pid};
 use crate::support::{free_port, gate, refused_addr, targets, within, Gate, GateConfig};
 use crate::support::{Sshd, SshdOptions};
 
@@ -555,7 +555,7 @@ async fn remote_forward_moves_to_another_session_when_its_session_dies() {
             "{}",
             gate.log_text()
         );
-        crate::pool::until(Duration::from_secs(10), "two sessions ready", || {
+        crate::support::sshd_life::until(Duration::from_secs(10), "two sessions ready", || {
             gate.count_log(|l| l.contains("session ready")) >= 2
         })
         .await;
@@ -566,7 +566,7 @@ async fn remote_forward_moves_to_another_session_when_its_session_dies() {
         );
 
         // Only processes of our own sshd: the holder of the port and its monitor.
-        let ours = crate::pool::descendants(sshd_pid(&sshd));
+        let ours = crate::support::sshd_life::descendants(sshd_pid(&sshd));
         let holders: Vec<u32> = listeners_of(port)
             .into_iter()
             .filter(|p| ours.contains(p))
@@ -578,7 +578,7 @@ async fn remote_forward_moves_to_another_session_when_its_session_dies() {
         );
         let mut victims = holders.clone();
         for h in &holders {
-            if let Some(parent) = crate::pool::ppid_of(*h) {
+            if let Some(parent) = crate::support::sshd_life::ppid_of(*h) {
                 if parent != sshd_pid(&sshd) && ours.contains(&parent) {
                     victims.push(parent);
                 }

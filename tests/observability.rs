@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
 
-use crate::pool::{kill_sshd_tree, restart_sshd, sshd_pid};
 use crate::support::admin::{admin_addr, get, known_workload, sample, try_get, ADMIN_TOML};
 use crate::support::process::{offline_command, offline_tokio_command, ChildGuard, Logs};
+use crate::support::sshd_life::{kill_sshd_tree, restart_sshd, sshd_pid};
 use crate::support::{free_port, require, within, Gate, GateConfig, Sshd};
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);

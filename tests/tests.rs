@@ -14,11 +14,18 @@
 //! - `netns`: a private network behind the jump host, names resolved only there.
 //! - `ssh_config`: `jumpgate up -G` against `ssh -G` over a corpus of configs, and
 //!   `jumpgate up` end to end (-D, -J through two sshd, --ready-file, errors).
+//! - `faults`: an in-process russh jump host that opens slowly, confirms late, refuses
+//!   or never says hello (`support::fault_host`).
+//! - `faults_netns`: a black-holed link and a two-hop ProxyJump through namespaces.
 //! - `forward`: `forward` listeners (ssh -L) and `remote_forwards` (ssh -R), including
 //!   re-establishing remote forwards after the jump host's sshd restarts.
 //! - `observability`: the admin endpoint with real monitoring parts: `promtool check
 //!   metrics`, a real Prometheus scraping the gate, `/readyz` flips when sshd dies.
 //! - `status`: `/status`, the status page in headless Chromium, `jumpgate status`.
+//! - `pool`: jump hosts killed and restarted: reconnects, failover, fast refusals,
+//!   the reconnect backoff under waiting clients.
+//! - `pool_load`: a thousand tunnels over four sessions, a stalled reader beside busy
+//!   neighbours, idle extra sessions retired, SIGTERM draining.
 //! - `relay`: slow and paused clients get every byte; their neighbours keep latency.
 //! - `stress`: long transfers through one session, and memory over many tunnels.
 //!
@@ -31,12 +38,14 @@ mod capacity;
 mod certificates;
 mod errors;
 mod faults;
+mod faults_netns;
 mod forward;
 mod known_hosts;
 mod lifecycle;
 mod netns;
 mod observability;
 mod pool;
+mod pool_load;
 mod proxy_command;
 mod relay;
 mod ssh_config;

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod fault_host;
 pub mod gate;
+pub mod live_echo;
 pub mod netns;
 pub mod pattern;
 pub mod process;
@@ -19,12 +20,13 @@ pub mod require;
 mod selftest;
 pub mod socks;
 pub mod sshd;
+pub mod sshd_life;
 pub mod targets;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use gate::{Gate, GateConfig};
 pub use process::free_port;
@@ -36,6 +38,28 @@ pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>
         Ok(v) => v,
         Err(_) => panic!("{what}: did not finish within {limit:?}"),
     }
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes; returns whether it held.
+pub async fn wait_until(limit: Duration, cond: impl Fn() -> bool) -> bool {
+    let started = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if started.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn is_session_lost(l: &str) -> bool {
+    l.contains("session lost")
+}
+
+pub fn is_upstream_ready(l: &str) -> bool {
+    l.contains("upstream ready")
 }
 
 /// A loopback address where nothing listens (connections are refused).
