@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks the monitoring assets: Prometheus rules/config (promtool, from Debian's
-# prometheus package, installed when missing) and the Grafana dashboard JSON.
+# prometheus package, installed when missing), the Grafana dashboard JSON (its
+# variables, and every query filtered by them), and, against a live gate, that
+# every metric the dashboard and the rules name is one jumpgate exports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -125,4 +127,9 @@ if errors:
     sys.exit(1)
 print(f"dashboard: {dash_path} OK ({n} panels, {n_sel} selectors filtered by $job/$instance (and $upstream on {len(with_upstream & names_used)} upstream metrics), metrics in README)")
 PY
+# Names checked against what the code really exports, so they cannot drift: a
+# real gate against a real sshd is scraped, and a real Prometheus runs every
+# panel query (tests/observability.rs).
+cargo test --release --test tests -- --exact \
+    observability::dashboard_and_rules_use_what_the_gate_exports
 echo "check-monitoring: OK"

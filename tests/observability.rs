@@ -488,7 +488,10 @@ async fn dashboard_and_rules_use_what_the_gate_exports() {
 
         // Sample names (histograms as _bucket, _sum, _count) and their label names.
         let mut exported: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for line in scrape.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        for line in scrape
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             let name_end = line.find(['{', ' ']).unwrap_or(line.len());
             let labels = exported.entry(line[..name_end].to_string()).or_default();
             if let Some((inside, _)) = line[name_end..]
@@ -508,7 +511,10 @@ async fn dashboard_and_rules_use_what_the_gate_exports() {
             "process_open_fds",
             "process_max_fds",
         ] {
-            assert!(exported.contains_key(name), "the gate does not export {name}");
+            assert!(
+                exported.contains_key(name),
+                "the gate does not export {name}"
+            );
         }
 
         let mut missing = Vec::new();
@@ -516,7 +522,10 @@ async fn dashboard_and_rules_use_what_the_gate_exports() {
         for (file, text) in [
             ("dashboards/jumpgate.json", dash_text.as_str()),
             ("deploy/prometheus/jumpgate.rules.yml", rules.as_str()),
-            ("deploy/prometheus/jumpgate.rules.test.yml", rule_tests.as_str()),
+            (
+                "deploy/prometheus/jumpgate.rules.test.yml",
+                rule_tests.as_str(),
+            ),
         ] {
             let names = metric_names(text);
             assert!(!names.is_empty(), "{file} names no metric");
@@ -567,11 +576,8 @@ async fn dashboard_and_rules_use_what_the_gate_exports() {
         let prom = Prometheus::start(admin).await;
         prom.wait_value("up{job=\"jumpgate\"}", 1.0).await;
         // rate() and increase() need two samples in their window.
-        prom.wait_value(
-            "count_over_time(up{job=\"jumpgate\"}[1m]) >= bool 3",
-            1.0,
-        )
-        .await;
+        prom.wait_value("count_over_time(up{job=\"jumpgate\"}[1m]) >= bool 3", 1.0)
+            .await;
         let instance = admin.to_string();
         let with = |expr: &str, instance: &str, upstream: &str| {
             expr.replace("$__rate_interval", "1m")
