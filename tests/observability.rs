@@ -7,8 +7,9 @@
 //! (scripts/test-all.sh installs it); without them these tests fail and say so
 //! (`support::require`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -392,4 +393,220 @@ async fn poll_readyz(
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+// === 4. the dashboard and the rules name what the gate exports ===
+
+/// Every `jumpgate_*` / `process_*` name written in `text` (PromQL, YAML, JSON).
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let bytes = text.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut names = BTreeSet::new();
+    for (i, _) in text.char_indices() {
+        if i > 0 && word(bytes[i - 1]) {
+            continue;
+        }
+        let rest = &text[i..];
+        if rest.starts_with("jumpgate_") || rest.starts_with("process_") {
+            let len = rest.bytes().take_while(|b| word(*b)).count();
+            names.insert(rest[..len].to_string());
+        }
+    }
+    names
+}
+
+/// The matchers of each selector of `metric` in `expr` (the text between the
+/// braces after its name; `None` for a selector without braces).
+fn matchers_of<'a>(expr: &'a str, metric: &str) -> Vec<Option<&'a str>> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = expr[from..].find(metric) {
+        let start = from + at;
+        let end = start + metric.len();
+        from = end;
+        let before_ok = start == 0 || !expr.as_bytes()[start - 1].is_ascii_alphanumeric();
+        let after = expr[end..].chars().next();
+        if !before_ok || after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        found.push(
+            expr[end..]
+                .strip_prefix('{')
+                .and_then(|m| m.split_once('}'))
+                .map(|(m, _)| m),
+        );
+    }
+    found
+}
+
+/// The panels' queries: (panel title, expr), over nested rows too.
+fn dashboard_queries(dash: &serde_json::Value) -> Vec<(String, String)> {
+    fn walk(panels: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        for p in panels.as_array().into_iter().flatten() {
+            let title = p["title"].as_str().unwrap_or("?").to_string();
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(e) = t["expr"].as_str() {
+                    out.push((title.clone(), e.to_string()));
+                }
+            }
+            walk(&p["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dash["panels"], &mut out);
+    out
+}
+
+/// The monitoring files checked against a live gate, so that they cannot
+/// drift from the code: every metric name the dashboard (panels and template
+/// variables), the alert rules and the rules' unit tests write is exported by
+/// a gate after a known workload (the process collector's `process_*`
+/// included); every dashboard selector of a metric the gate exports with an
+/// `upstream` label filters on `$upstream`. Then a real Prometheus scrapes
+/// the gate and runs every panel query with the variables set: each returns
+/// a series of this gate, and none returns one for an instance or upstream
+/// that does not exist (the filters really filter). scripts/check-monitoring.sh
+/// runs this test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_and_rules_use_what_the_gate_exports() {
+    require::program(PROMETHEUS, "prometheus");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |rel: &str| {
+        std::fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    };
+    let dash_text = read("dashboards/jumpgate.json");
+    let dash: serde_json::Value = serde_json::from_str(&dash_text).expect("dashboard JSON");
+    let queries = dashboard_queries(&dash);
+    let rules = read("deploy/prometheus/jumpgate.rules.yml");
+    let rule_tests = read("deploy/prometheus/jumpgate.rules.test.yml");
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let (gate, admin) = gate_with_admin(GateConfig::new(&sshd)).await;
+        known_workload(&gate, admin, 3, 1).await;
+        let (status, scrape) = get(admin, "/metrics").await;
+        assert_eq!(status, 200, "{scrape}");
+
+        // Sample names (histograms as _bucket, _sum, _count) and their label names.
+        let mut exported: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for line in scrape
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+            let labels = exported.entry(line[..name_end].to_string()).or_default();
+            if let Some((inside, _)) = line[name_end..]
+                .strip_prefix('{')
+                .and_then(|l| l.split_once('}'))
+            {
+                for pair in inside.split(',') {
+                    if let Some((k, _)) = pair.split_once('=') {
+                        labels.insert(k.to_string());
+                    }
+                }
+            }
+        }
+        for name in [
+            "process_resident_memory_bytes",
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_max_fds",
+        ] {
+            assert!(
+                exported.contains_key(name),
+                "the gate does not export {name}"
+            );
+        }
+
+        let mut missing = Vec::new();
+        let mut checked = BTreeSet::new();
+        for (file, text) in [
+            ("dashboards/jumpgate.json", dash_text.as_str()),
+            ("deploy/prometheus/jumpgate.rules.yml", rules.as_str()),
+            (
+                "deploy/prometheus/jumpgate.rules.test.yml",
+                rule_tests.as_str(),
+            ),
+        ] {
+            let names = metric_names(text);
+            assert!(!names.is_empty(), "{file} names no metric");
+            for name in names {
+                if !exported.contains_key(&name) {
+                    missing.push(format!("{file}: {name}"));
+                }
+                checked.insert(name);
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "named but not exported by the gate:\n  {}\nexported: {:?}",
+            missing.join("\n  "),
+            exported.keys().collect::<Vec<_>>()
+        );
+        for name in [
+            "jumpgate_relay_buffered_bytes",
+            "jumpgate_relay_spilled_bytes_total",
+            "jumpgate_relay_cap_reached_total",
+            "process_open_fds",
+        ] {
+            assert!(checked.contains(name), "no dashboard or rule uses {name}");
+        }
+
+        let mut unfiltered = Vec::new();
+        let mut upstream_selectors = 0;
+        for (title, expr) in &queries {
+            for name in metric_names(expr) {
+                let has_upstream = exported.get(&name).is_some_and(|l| l.contains("upstream"));
+                for m in matchers_of(expr, &name) {
+                    let m = m.unwrap_or_default();
+                    let mut need = vec!["job=~\"$job\"", "instance=~\"$instance\""];
+                    if has_upstream {
+                        need.push("upstream=~\"$upstream\"");
+                        upstream_selectors += 1;
+                    }
+                    for n in need.into_iter().filter(|n| !m.contains(n)) {
+                        unfiltered.push(format!("{title}: {name}{{{m}}} lacks {n}"));
+                    }
+                }
+            }
+        }
+        assert!(unfiltered.is_empty(), "{}", unfiltered.join("\n"));
+        assert!(upstream_selectors > 0, "no selector of an upstream metric");
+
+        // The panel queries through a real Prometheus scraping the gate.
+        let prom = Prometheus::start(admin).await;
+        prom.wait_value("up{job=\"jumpgate\"}", 1.0).await;
+        // rate() and increase() need two samples in their window.
+        prom.wait_value("count_over_time(up{job=\"jumpgate\"}[1m]) >= bool 3", 1.0)
+            .await;
+        let instance = admin.to_string();
+        let with = |expr: &str, instance: &str, upstream: &str| {
+            expr.replace("$__rate_interval", "1m")
+                .replace("$job", "jumpgate")
+                .replace("$instance", instance)
+                .replace("$upstream", upstream)
+        };
+        assert!(queries.len() >= 10, "{} panel queries", queries.len());
+        for (title, expr) in &queries {
+            let q = with(expr, &instance, "jump");
+            let got = prom.query(&q).await;
+            assert!(!got.is_empty(), "{title}: no series for {q}");
+            for (labels, _) in &got {
+                if let Some(i) = labels.get("instance") {
+                    assert_eq!(i, &instance, "{title}: {q}");
+                }
+            }
+            let other = with(expr, "127.0.0.1:1", "jump");
+            assert_eq!(prom.query(&other).await, vec![], "{title}: {other}");
+            if expr.contains("$upstream") {
+                let other = with(expr, &instance, "no-such-upstream");
+                assert_eq!(prom.query(&other).await, vec![], "{title}: {other}");
+            }
+        }
+        println!(
+            "{} names checked against the scrape; {} panel queries answered by prometheus",
+            checked.len(),
+            queries.len()
+        );
+    })
+    .await;
 }

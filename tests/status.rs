@@ -270,6 +270,8 @@ async fn status_page_in_headless_chromium() {
         // 100,020 bytes.
         assert_eq!(field(row, "bytes-up"), Some("97.7 KiB"), "{row}");
         assert_eq!(field(row, "bytes-down"), Some("97.7 KiB"), "{row}");
+        // The client reads everything: nothing is held for it.
+        assert_eq!(field(row, "buffered"), Some("0 B"), "{row}");
         let listener = element(&dom, "<tr data-listener=\"socks\"", "</tr>")
             .unwrap_or_else(|| panic!("no listener row in:\n{dom}"));
         assert_eq!(field(listener, "active"), Some("1"), "{listener}");
@@ -353,6 +355,30 @@ async fn status_page_in_headless_chromium() {
         .unwrap_or_else(|| panic!("the last data is gone:\n{dom}"));
         assert_eq!(field(row, "channels"), Some("1"), "{row}");
         drop(vanishing);
+
+        // A session holding bytes for a slow client, parked at a cap: the
+        // page shows the sum of both tiers, and each tier in the cell's title.
+        let mut held = s.clone();
+        let parked = &mut held.upstreams[0].sessions[0];
+        parked.buffered_memory_bytes = 1_048_576;
+        parked.buffered_disk_bytes = 2_621_440;
+        parked.parked = true;
+        let json = serde_json::to_string(&held).expect("status JSON");
+        let holding = VanishingAdmin::serve(page.clone(), json, usize::MAX).await;
+        let url = format!("http://{}/", holding.addr);
+        let dom = headless(&browser, scene.gate.dir(), &url, &["--dump-dom".into()]).await;
+        let row = element(
+            &dom,
+            &format!("<tr data-session-id=\"{}\"", session.id),
+            "</tr>",
+        )
+        .unwrap_or_else(|| panic!("no row for session {} in:\n{dom}", session.id));
+        assert_eq!(field(row, "buffered"), Some("3.50 MiB"), "{row}");
+        assert!(
+            row.contains("title=\"1048576 bytes in memory, 2621440 on disk; parked at a cap\""),
+            "{row}"
+        );
+        drop(holding);
 
         // Recent errors of very different ages: the message column starts
         // at the same x in every row, whatever the width of the age text.
