@@ -622,8 +622,45 @@ async fn up_dash_l_and_dash_r_and_algorithm_options_work() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // The first login's session serves -R (one login, as with ssh).
         let body = http_get(SocketAddr::from(([127, 0, 0, 1], rport))).await;
         assert_eq!(body, "forwarded", "{}", up.logs.text());
+        assert_eq!(sshd.logins(), 1, "sshd log:\n{}", sshd.log());
+
+        // That session lost (its sshd processes killed; the sshd listener
+        // lives on): the pool logs in again and -R is bound again there.
+        let ours = crate::pool::descendants(crate::pool::sshd_pid(&sshd));
+        let mut victims: Vec<u32> = crate::forward::listeners_of(rport)
+            .into_iter()
+            .filter(|p| ours.contains(p))
+            .collect();
+        assert!(
+            !victims.is_empty(),
+            "no process of our sshd listens on {rport}"
+        );
+        for h in victims.clone() {
+            if let Some(parent) = crate::pool::ppid_of(h) {
+                if parent != crate::pool::sshd_pid(&sshd) && ours.contains(&parent) {
+                    victims.push(parent);
+                }
+            }
+        }
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .args(victims.iter().map(|p| p.to_string()))
+            .status();
+        let started = Instant::now();
+        while up.logs.count(|l| l.contains("remote forward listening")) < 2 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "-R not bound again after its session was lost:\n{}",
+                up.logs.text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let body = http_get(SocketAddr::from(([127, 0, 0, 1], rport))).await;
+        assert_eq!(body, "forwarded", "{}", up.logs.text());
+        assert_eq!(sshd.logins(), 2, "sshd log:\n{}", sshd.log());
         assert_eq!(up.terminate().await, Some(0), "{}", up.logs.text());
 
         // A Ciphers list without the sshd's only cipher is what russh

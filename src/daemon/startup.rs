@@ -77,18 +77,19 @@ impl Startup {
             })?;
         }
         let settings = load_keys(&config).map_err(|e| self.fail(&e))?;
-        let mut first = Vec::new();
+        // The pools first: `Pool::new` puts the remote forwards' queue into
+        // the settings, and the first login must be made with those, or
+        // its handler refuses the `forwarded-tcpip` channels of `-R` once
+        // the pool serves with it.
+        let pools: Vec<Arc<Pool>> = settings.into_iter().map(Pool::new).collect();
         if self.first_login {
-            for s in &settings {
-                first.push(self.login_once(s).await?);
+            for pool in &pools {
+                let session = self.login_once(&pool.settings).await?;
+                // The checked session serves: ssh logs in once, and so do we.
+                pool.adopt(session);
             }
         }
-        let pools: Vec<Arc<Pool>> = settings.into_iter().map(Pool::new).collect();
         note_capacity(&pools);
-        // The checked sessions serve: ssh logs in once, and so do we.
-        for (pool, session) in pools.iter().zip(first) {
-            pool.adopt(session);
-        }
         loop {
             match Daemon::bind(pools.clone(), &config).await {
                 Ok(daemon) => return Ok(daemon),
