@@ -98,21 +98,14 @@ fn route<B>(
                     "draining\n".into(),
                 );
             }
-            let down: Vec<&str> = pools
-                .iter()
-                .filter(|p| !p.is_ready())
-                .map(|p| p.name())
-                .collect();
-            if down.is_empty() {
+            let why: Vec<String> = pools.iter().filter_map(|p| p.not_ready_reason()).collect();
+            if why.is_empty() {
                 reply(StatusCode::OK, "text/plain", "ready\n".into())
             } else {
                 reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain",
-                    format!(
-                        "not ready: no live SSH session for upstream {}\n",
-                        down.join(", ")
-                    ),
+                    format!("not ready: {}\n", why.join("; ")),
                 )
             }
         }

@@ -90,8 +90,13 @@ pub struct HostStatus {
     pub connecting: usize,
     /// Failed connects in a row (0 when the last one worked).
     pub failures: u32,
-    /// Set while the host is in backoff after a failure.
+    /// Set while the host is in backoff after a failure: the deadline the
+    /// reconnect really sleeps to.
     pub retry_in_seconds: Option<f64>,
+    /// The last login was refused (Permission denied): retried only every
+    /// `reconnect.max`, since retrying a wrong key gets the source banned.
+    #[serde(default)]
+    pub key_refused: bool,
     pub last_error: Option<String>,
 }
 

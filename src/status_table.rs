@@ -552,6 +552,7 @@ mod tests {
                         connecting: 0,
                         failures: 0,
                         retry_in_seconds: None,
+                        key_refused: false,
                         last_error: None,
                     }],
                     sessions: vec![
@@ -601,6 +602,7 @@ mod tests {
                         connecting: 1,
                         failures: 3,
                         retry_in_seconds: Some(4.2),
+                        key_refused: false,
                         last_error: Some("Connection refused".into()),
                     }],
                     sessions: vec![],

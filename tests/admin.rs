@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::admin::{admin_addr, get, known_workload, sample, ADMIN_TOML};
 use crate::support::socks::{self, Dest};
-use crate::support::{refused_addr, targets, within, Gate, GateConfig, Sshd};
+use crate::support::{refused_addr, targets, within, Gate, GateConfig, KeyKind, Sshd};
 
 const TEST_LIMIT: Duration = Duration::from_secs(60);
 
@@ -306,6 +306,84 @@ async fn bytes_are_counted_while_the_tunnel_is_open() {
             (1, 100_000, 100_000)
         );
         drop(tunnel);
+    })
+    .await;
+}
+
+/// A refused key is not a network failure: retrying it every backoff step
+/// is a failed login to the bastion each time (fail2ban bans the host). The
+/// first refusal backs off to `reconnect.max` at once, is logged once at
+/// ERROR with the count, and `/status` and `/readyz` say the key is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_key_backs_off_to_the_maximum_and_says_so() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let stranger = sshd.new_unlisted_key(KeyKind::Ed25519);
+        let mut cfg = GateConfig::new(&sshd)
+            .identity(&stranger)
+            .upstream_line("reconnect = { initial = \"100ms\", max = \"60s\" }");
+        cfg.extra_toml.push(ADMIN_TOML.into());
+        let before = sshd.connections();
+        let mut gate = Gate::start_unready(&cfg).await;
+        let admin = admin_addr(&mut gate).await;
+        // Long enough for several network-style retries (100 ms doubling).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let tries = sshd.connections() - before;
+        assert_eq!(tries, 1, "logins tried in 3 s:\n{}", sshd.log());
+        let refused = gate.count_log(|l| l.contains("ERROR") && l.contains("key refused"));
+        assert_eq!(refused, 1, "{}", gate.log_text());
+        let (status, body) = get(admin, "/readyz").await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("key refused"), "{body}");
+        let (_, json) = get(admin, "/status").await;
+        let v: serde_json::Value = serde_json::from_str(&json).expect("status json");
+        let host = &v["upstreams"][0]["hosts"][0];
+        assert_eq!(host["key_refused"], true, "{json}");
+        assert_eq!(host["failures"], 1, "{json}");
+        let retry = host["retry_in_seconds"].as_f64().unwrap_or(0.0);
+        assert!(retry > 50.0, "retry_in_seconds {retry}: {json}");
+    })
+    .await;
+}
+
+/// `/status` "retry in" is the deadline the reconnect really sleeps to: with
+/// the jump host down, every sample between two dials shows it (it used to
+/// come from a jitter of its own, so it was often gone while the slot still
+/// slept: failures rose while retry_in_seconds stayed null).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_retry_in_is_the_real_reconnect_deadline() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let mut cfg =
+            GateConfig::new(&sshd).upstream_line("reconnect = { initial = \"1s\", max = \"1s\" }");
+        cfg.port = refused_addr().port();
+        cfg.extra_toml.push(ADMIN_TOML.into());
+        let mut gate = Gate::start_unready(&cfg).await;
+        let admin = admin_addr(&mut gate).await;
+        let (mut samples, mut nulls, mut last_failures) = (0, 0, 0);
+        for _ in 0..80 {
+            let (_, json) = get(admin, "/status").await;
+            let v: serde_json::Value = serde_json::from_str(&json).expect("status json");
+            let host = &v["upstreams"][0]["hosts"][0];
+            let failures = host["failures"].as_u64().unwrap_or(0);
+            if failures > 0 && host["connecting"] == 0 {
+                samples += 1;
+                if host["retry_in_seconds"].is_null() {
+                    nulls += 1;
+                }
+            }
+            last_failures = failures;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            last_failures >= 2,
+            "the slot did not retry: {last_failures}"
+        );
+        assert!(samples >= 40, "too few samples between dials: {samples}");
+        assert!(
+            nulls * 10 <= samples,
+            "retry_in_seconds null in {nulls} of {samples} samples between dials"
+        );
     })
     .await;
 }

@@ -515,7 +515,7 @@ async fn refused_remote_forward_exits_or_is_retried() {
 }
 
 /// The PIDs of the processes that listen on 127.0.0.1:`port`, as `ss -ltnp` shows them.
-fn listeners_of(port: u16) -> Vec<u32> {
+pub(crate) fn listeners_of(port: u16) -> Vec<u32> {
     let out = std::process::Command::new("ss")
         .args(["-Hltnp", &format!("sport = :{port}")])
         .output()

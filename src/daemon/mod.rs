@@ -48,6 +48,11 @@ pub enum DaemonError {
     Forward(#[from] ForwardError),
     #[error("{0}")]
     SpillDir(#[from] crate::tunnel_buffer::SpillDirError),
+    #[error("cannot write the ready file {}: {source}", path.display())]
+    ReadyFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl DaemonError {
@@ -55,7 +60,8 @@ impl DaemonError {
     /// a busy port may free up (1).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Identity { .. } | Self::SpillDir(_) => EXIT_CONFIG,
+            // A ready file that cannot be written is a wrong path given.
+            Self::Identity { .. } | Self::SpillDir(_) | Self::ReadyFile { .. } => EXIT_CONFIG,
             Self::Bind { .. } | Self::Forward(_) => EXIT_RUNTIME,
         }
     }
@@ -223,6 +229,28 @@ impl Daemon {
             listeners: listener_infos,
             limits: self.limits.clone(),
         });
+        {
+            // SIGUSR1: the /status JSON in the log, for a look without the
+            // admin endpoint.
+            let (status, dump, drain) = (
+                status.clone(),
+                shutdown.dump.clone(),
+                shutdown.drain.clone(),
+            );
+            accept_loops.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = dump.notified() => {
+                            match serde_json::to_string(&status.snapshot(false)) {
+                                Ok(json) => info!(status = %json, "SIGUSR1: status"),
+                                Err(e) => warn!(error = %e, "SIGUSR1: cannot render status"),
+                            }
+                        }
+                        _ = drain.cancelled() => break,
+                    }
+                }
+            });
+        }
         // The first fatal error of a remote forward; it starts the drain.
         let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<ForwardError>(1);
         for f in forwarders {

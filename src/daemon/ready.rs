@@ -2,7 +2,8 @@
 //! every upstream has a live session, one line on stderr naming each bound
 //! listener by its kind and address, and the ready file with the same, one
 //! per line, written atomically so that a script polling for it never reads
-//! half. Reads the pools (`Pool::is_ready`) and nothing else.
+//! half. A stale file is removed at start and an unwritable path fails the
+//! start (`prepare`). Reads the pools (`Pool::is_ready`) and nothing else.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,6 +54,27 @@ pub(super) async fn announce(
     }
 }
 
+/// Before anything else at start: a ready file left by an earlier run is
+/// removed (a run that then fails must not look ready), and the place is
+/// tried once, so that a path that cannot be written fails the start
+/// instead of leaving a script waiting for a file that never comes.
+pub(super) fn prepare(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let tmp = tmp_name(path);
+    std::fs::write(&tmp, "")?;
+    std::fs::remove_file(&tmp)
+}
+
+fn tmp_name(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
+}
+
 /// `KIND ADDR` per listener, as the ready line and file show them.
 fn lines(listeners: &[BoundListener]) -> Vec<String> {
     listeners
@@ -63,8 +85,7 @@ fn lines(listeners: &[BoundListener]) -> Vec<String> {
 
 /// Written to a temporary name and renamed, so a reader never sees half.
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    let tmp = tmp_name(path);
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
 }
@@ -96,5 +117,16 @@ mod tests {
             "socks5 127.0.0.1:2\n"
         );
         assert!(!dir.path().join("ready.tmp").exists());
+    }
+
+    #[test]
+    fn prepare_removes_a_stale_file_and_refuses_an_unwritable_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ready");
+        std::fs::write(&path, "socks5 127.0.0.1:1\n").expect("write");
+        prepare(&path).expect("prepare");
+        assert!(!path.exists());
+        assert!(!dir.path().join("ready.tmp").exists());
+        assert!(prepare(&dir.path().join("missing").join("ready")).is_err());
     }
 }

@@ -2,7 +2,8 @@
 //! up` and `jumpgate demo` differ only in the [`Startup`] they pass. In a
 //! fixed order: every upstream's keys (always with their certificates),
 //! the first login if asked for (so that a bad key or host key fails the
-//! command at once, as ssh does), every socket bound (retried as the
+//! command at once, as ssh does; the pool then serves with that session,
+//! so there is one login, as with ssh), every socket bound (retried as the
 //! command says), serving with signal handlers, the readiness signal, and
 //! the two-phase shutdown; each failure becomes one message on stderr and
 //! the exit code. Talks to `daemon` (bind, serve), `ssh` (the first login).
@@ -67,13 +68,27 @@ impl Startup {
         mut config: Config,
         mut retry: impl FnMut(Binds<'_>, &DaemonError) -> bool,
     ) -> Result<Daemon, u8> {
+        if let Some(path) = self.readiness.as_ref().and_then(|r| r.file.as_ref()) {
+            ready::prepare(path).map_err(|source| {
+                self.fail(&DaemonError::ReadyFile {
+                    path: path.clone(),
+                    source,
+                })
+            })?;
+        }
         let settings = load_keys(&config).map_err(|e| self.fail(&e))?;
+        // The pools first: `Pool::new` puts the remote forwards' queue into
+        // the settings, and the first login must be made with those, or
+        // its handler refuses the `forwarded-tcpip` channels of `-R` once
+        // the pool serves with it.
+        let pools: Vec<Arc<Pool>> = settings.into_iter().map(Pool::new).collect();
         if self.first_login {
-            for s in &settings {
-                self.login_once(s).await?;
+            for pool in &pools {
+                let session = self.login_once(&pool.settings).await?;
+                // The checked session serves: ssh logs in once, and so do we.
+                pool.adopt(session);
             }
         }
-        let pools: Vec<Arc<Pool>> = settings.into_iter().map(Pool::new).collect();
         note_capacity(&pools);
         loop {
             match Daemon::bind(pools.clone(), &config).await {
@@ -122,14 +137,10 @@ impl Startup {
         }
     }
 
-    /// One login to the upstream's first host, closed again at once.
-    async fn login_once(&self, settings: &SessionSettings) -> Result<(), u8> {
+    /// One login to the upstream's first host; the pool keeps the session.
+    async fn login_once(&self, settings: &SessionSettings) -> Result<Arc<JumpSession>, u8> {
         match JumpSession::connect(settings, 0).await {
-            Ok(s) => {
-                let why = format!("{}: first login checked", self.who);
-                s.disconnect(&why).await;
-                Ok(())
-            }
+            Ok(s) => Ok(s),
             Err(e) => {
                 crate::say_err!("{}: {e}", self.who);
                 Err(e.exit_code())

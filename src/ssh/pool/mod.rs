@@ -65,6 +65,9 @@ struct State {
     hosts: Vec<HostHealth>,
     /// Whether we last logged the upstream as ready (log on changes only).
     logged_ready: bool,
+    /// A session logged in before the pool started (`Pool::adopt`), for
+    /// the first slot to serve with.
+    seed: Option<Arc<JumpSession>>,
 }
 
 #[derive(Default, Clone)]
@@ -75,6 +78,8 @@ struct HostHealth {
     /// Connects to this host in flight, so that simultaneous dials spread.
     dialing: usize,
     last_error: Option<String>,
+    /// The last login was refused: backoff is at `reconnect.max` at once.
+    key_refused: bool,
 }
 
 impl Pool {
@@ -93,6 +98,7 @@ impl Pool {
                 dialing: 0,
                 hosts,
                 logged_ready: false,
+                seed: None,
             }),
             changed: Arc::new(Notify::new()),
             stop: CancellationToken::new(),

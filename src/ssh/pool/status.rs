@@ -12,6 +12,25 @@ use crate::ssh::session::JumpSession;
 use crate::status::{HostStatus, SessionStatus, UpstreamStatus};
 
 impl Pool {
+    /// Why the upstream is not ready, for `/readyz`: a refused key is said
+    /// as such (it will not fix itself), anything else as no live session.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if self.is_ready() {
+            return None;
+        }
+        let st = self.lock();
+        let refused = st.hosts.iter().enumerate().find(|(_, h)| h.key_refused);
+        Some(match refused {
+            Some((i, h)) => format!(
+                "upstream {}: key refused by {} ({} failed logins; retried every reconnect.max)",
+                self.name(),
+                self.settings.describe(i),
+                h.failures
+            ),
+            None => format!("no live SSH session for upstream {}", self.name()),
+        })
+    }
+
     /// Hosts, sessions and recent errors, for `/status`.
     pub fn status(&self) -> UpstreamStatus {
         let u = &self.settings.upstream;
@@ -31,6 +50,7 @@ impl Pool {
                     .down_until
                     .filter(|t| *t > now)
                     .map(|t| (t - now).as_secs_f64()),
+                key_refused: h.key_refused,
                 last_error: h.last_error.clone(),
             })
             .collect();

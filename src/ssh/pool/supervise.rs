@@ -15,7 +15,11 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::{pick_host, Jitter, Pool, State};
 use crate::metrics::SessionConnect;
-use crate::ssh::session::JumpSession;
+use crate::ssh::session::{ConnectError, JumpSession};
+
+/// The shortest sleep between a slot's dials, so a dead host is never
+/// hammered even when every backoff has ended.
+const MIN_RETRY: Duration = Duration::from_millis(10);
 
 /// How long `shutdown` waits for sessions to say goodbye.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
@@ -40,6 +44,40 @@ impl Pool {
             let me = self.clone();
             self.tasks.spawn(async move { me.supervise(slot).await });
         }
+        // Without slots nobody would take the first login's session: it
+        // serves as an extra one, closed when idle like the others.
+        if self.settings.upstream.sessions.min == 0 {
+            let seed = self.lock().seed.take();
+            if let Some(s) = seed {
+                let mut st = self.lock();
+                st.dialing += 1;
+                st.hosts[s.host_index].dialing += 1;
+                drop(st);
+                self.spawn_extra(s.host_index, Some(s));
+            }
+        }
+    }
+
+    /// Hands the pool a session logged in before it started (`jumpgate
+    /// up`'s first login), so that the first slot serves with it instead of
+    /// logging in a second time (a second confirmation with `ssh-add -c` or
+    /// a FIDO key; two more logins through a ProxyJump).
+    pub fn adopt(&self, session: Arc<JumpSession>) {
+        self.lock().seed = Some(session);
+    }
+
+    /// The session `adopt` left for the first slot, as `dial` would
+    /// have returned it.
+    fn take_seed(&self) -> Option<Arc<JumpSession>> {
+        let s = self.lock().seed.take()?;
+        let m = crate::metrics::get();
+        m.session_connects
+            .with_label_values(&[self.name(), "ok"])
+            .inc();
+        let mut st = self.lock();
+        st.hosts[s.host_index].dialing = st.hosts[s.host_index].dialing.saturating_sub(1);
+        self.admit(&mut st, s.host_index, s.clone());
+        Some(s)
     }
 
     /// Stops supervisors and on-demand sessions, with an SSH disconnect.
@@ -76,22 +114,29 @@ impl Pool {
         st.hosts[host].dialing = st.hosts[host].dialing.saturating_sub(1);
         match r {
             Ok(s) => {
-                m.sessions.with_label_values(&[self.name(), "ready"]).inc();
-                let h = &mut st.hosts[host];
-                h.down_until = None;
-                h.failures = 0;
-                st.sessions.push(s.clone());
-                self.log_readiness(&mut st);
+                self.admit(&mut st, host, s.clone());
                 Some(s)
             }
             Err(e) => {
                 let h = &mut st.hosts[host];
                 h.failures += 1;
-                let mut backoff = Jitter::new(self.settings.upstream.reconnect);
-                for _ in 1..h.failures.min(16) {
-                    backoff.next_wait();
-                }
-                let wait = backoff.next_wait();
+                let refused = matches!(e, ConnectError::Denied { .. });
+                let first_refusal = refused && !h.key_refused;
+                h.key_refused = refused;
+                let reconnect = self.settings.upstream.reconnect;
+                // A refused key will not fix itself, and every retry is a
+                // failed login the bastion counts (fail2ban): go to the
+                // maximum at once. Network failures back off gradually.
+                let wait = if refused {
+                    reconnect.max
+                } else {
+                    let mut backoff = Jitter::new(reconnect);
+                    for _ in 1..h.failures.min(16) {
+                        backoff.next_wait();
+                    }
+                    backoff.next_wait()
+                };
+                // The one deadline: /status shows it, the slot sleeps to it.
                 h.down_until = Some(Instant::now() + wait);
                 let (n, failures) = (self.settings.describe(host), h.failures);
                 let text = e.to_string();
@@ -101,7 +146,10 @@ impl Pool {
                 }
                 h.last_error = Some(text);
                 drop(st);
-                if failures == 1 {
+                if first_refusal {
+                    error!(upstream = %self.name(), host = %n, error = %e, failures, retry_in = ?wait,
+                        "key refused by the jump host; retrying only every reconnect.max");
+                } else if failures == 1 && !refused {
                     error!(upstream = %self.name(), host = %n, error = %e, "cannot open SSH session");
                 } else {
                     debug!(upstream = %self.name(), host = %n, error = %e, failures, "cannot open SSH session");
@@ -111,12 +159,29 @@ impl Pool {
         }
     }
 
+    /// A new session joins the pool: counted ready, its host healthy.
+    fn admit(&self, st: &mut State, host: usize, s: Arc<JumpSession>) {
+        crate::metrics::get()
+            .sessions
+            .with_label_values(&[self.name(), "ready"])
+            .inc();
+        let h = &mut st.hosts[host];
+        h.down_until = None;
+        h.failures = 0;
+        h.key_refused = false;
+        st.sessions.push(s);
+        self.log_readiness(st);
+    }
+
     fn log_readiness(&self, st: &mut State) {
         let ready = st.sessions.iter().any(|s| !s.is_dead());
         if ready != st.logged_ready {
             st.logged_ready = ready;
             if ready {
                 info!(upstream = %self.name(), "upstream ready");
+            } else if self.stop.is_cancelled() {
+                // Shutting down: the sessions end because we end them.
+                info!(upstream = %self.name(), "upstream closed");
             } else {
                 warn!(upstream = %self.name(), "upstream NOT ready: no live session");
             }
@@ -164,22 +229,26 @@ impl Pool {
 
     /// A slot supervisor: keep one session open, reconnect with backoff.
     async fn supervise(self: Arc<Self>, slot: usize) {
-        let mut backoff = Jitter::new(self.settings.upstream.reconnect);
         let mut last_error_logged = false;
         while !self.stop.is_cancelled() {
-            let host = {
+            let (host, seeded) = {
                 let mut st = self.lock();
                 st.dialing += 1;
-                let t = pick_host(&st.hosts, &st.sessions, Instant::now());
+                let t = match &st.seed {
+                    Some(s) => s.host_index,
+                    None => pick_host(&st.hosts, &st.sessions, Instant::now()),
+                };
                 st.hosts[t].dialing += 1;
-                t
+                (t, st.seed.is_some())
             };
-            let s = self.dial(host).await;
+            let s = match seeded.then(|| self.take_seed()).flatten() {
+                Some(s) => Some(s),
+                None => self.dial(host).await,
+            };
             self.lock().dialing -= 1;
             self.changed.notify_waiters();
             match s {
                 Some(session) => {
-                    backoff.reset();
                     last_error_logged = false;
                     let span =
                         info_span!("session", upstream = %self.name(), id = session.id, slot);
@@ -200,7 +269,7 @@ impl Pool {
                     self.forget(&session, departure);
                 }
                 None => {
-                    let wait = backoff.next_wait();
+                    let wait = self.next_dial_in();
                     if !last_error_logged {
                         // The error itself was logged by `dial`.
                         warn!(upstream = %self.name(), slot, retry_in = ?wait, "retrying with backoff");
@@ -217,11 +286,40 @@ impl Pool {
         }
     }
 
+    /// How long a slot whose dial failed sleeps: until the first host's
+    /// backoff ends (`down_until`, the deadline `/status` shows), so that
+    /// failover to a healthy host is not delayed and the shown retry time
+    /// is the real one.
+    fn next_dial_in(&self) -> Duration {
+        let now = Instant::now();
+        let st = self.lock();
+        st.hosts
+            .iter()
+            .map(|h| {
+                h.down_until
+                    .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
+            })
+            .min()
+            .unwrap_or(Duration::ZERO)
+            .max(MIN_RETRY)
+    }
+
     /// An extra session for a burst; closed after `idle_timeout` unused.
     pub(super) fn spawn_on_demand(self: &Arc<Self>, host: usize) {
+        self.spawn_extra(host, None);
+    }
+
+    /// An extra session: `seed` if given (already logged in), else dialed.
+    fn spawn_extra(self: &Arc<Self>, host: usize, seed: Option<Arc<JumpSession>>) {
         let me = self.clone();
         self.tasks.spawn(async move {
-            let s = me.dial(host).await;
+            let s = match seed {
+                Some(s) => {
+                    me.lock().seed = Some(s);
+                    me.take_seed()
+                }
+                None => me.dial(host).await,
+            };
             me.lock().dialing -= 1;
             me.changed.notify_waiters();
             let Some(session) = s else { return };
