@@ -629,7 +629,8 @@ async fn up_dash_l_and_dash_r_and_algorithm_options_work() {
 
         // That session lost (its sshd processes killed; the sshd listener
         // lives on): the pool logs in again and -R is bound again there.
-        let ours = crate::pool::descendants(crate::pool::sshd_pid(&sshd));
+        let ours =
+            crate::support::sshd_life::descendants(crate::support::sshd_life::sshd_pid(&sshd));
         let mut victims: Vec<u32> = crate::forward::listeners_of(rport)
             .into_iter()
             .filter(|p| ours.contains(p))
@@ -639,8 +640,8 @@ async fn up_dash_l_and_dash_r_and_algorithm_options_work() {
             "no process of our sshd listens on {rport}"
         );
         for h in victims.clone() {
-            if let Some(parent) = crate::pool::ppid_of(h) {
-                if parent != crate::pool::sshd_pid(&sshd) && ours.contains(&parent) {
+            if let Some(parent) = crate::support::sshd_life::ppid_of(h) {
+                if parent != crate::support::sshd_life::sshd_pid(&sshd) && ours.contains(&parent) {
                     victims.push(parent);
                 }
             }
