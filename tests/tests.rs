@@ -27,6 +27,7 @@
 //! - `pool_load`: a thousand tunnels over four sessions, a stalled reader beside busy
 //!   neighbours, idle extra sessions retired, SIGTERM draining.
 //! - `relay`: slow and paused clients get every byte; their neighbours keep latency.
+//! - `relay_many`: twenty paused 64 MiB readers: memory within the stated bound.
 //! - `stress`: long transfers through one session, and memory over many tunnels.
 //!
 //! Set `JG_TEST_STANDIN=ssh` to run the gate-based tests against `ssh -N -D` instead of
@@ -48,6 +49,7 @@ mod pool;
 mod pool_load;
 mod proxy_command;
 mod relay;
+mod relay_many;
 mod ssh_config;
 mod status;
 mod stress;
