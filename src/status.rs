@@ -125,6 +125,10 @@ pub struct SessionStatus {
     /// and takes no new tunnels (its state then reads `stalled`).
     #[serde(default)]
     pub parked: bool,
+    /// Relay buffers the session holds: one per open tunnel, plus channels
+    /// opened and not yet handed to their tunnel. Back to 0 when idle.
+    #[serde(default)]
+    pub relay_buffers: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

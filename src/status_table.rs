@@ -568,6 +568,7 @@ mod tests {
                             buffered_memory_bytes: 0,
                             buffered_disk_bytes: 0,
                             parked: false,
+                            relay_buffers: 1,
                         },
                         SessionStatus {
                             id: 12,
@@ -581,6 +582,7 @@ mod tests {
                             buffered_memory_bytes: 256 * 1024,
                             buffered_disk_bytes: 64 << 20,
                             parked: true,
+                            relay_buffers: 64,
                         },
                     ],
                     recent_errors: vec![ErrorStatus {

@@ -409,26 +409,32 @@ async fn remote_forward_on_a_server_allocated_port() {
 }
 
 /// A remote forward whose local target refuses: sshd's client sees its connection
-/// closed (the channel is refused), and the forward keeps working for the next one
-/// once the target listens.
+/// closed (the channel is refused), and the refused channel leaves no relay buffer
+/// behind on its session (`/status` `relay_buffers` back to 0; before, each refusal
+/// left one registered for the session's life).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_forward_to_a_closed_local_port_refuses_the_channel() {
     within(TEST_LIMIT, "test", async {
         let sshd = Sshd::start().await;
         let target = refused_addr();
         let port = free_port();
-        let cfg = GateConfig::new(&sshd).upstream_line(&format!(
+        let mut cfg = GateConfig::new(&sshd).upstream_line(&format!(
             "remote_forwards = [{{ bind = \"127.0.0.1:{port}\", to = \"{target}\" }}]"
         ));
+        cfg.extra_toml
+            .push(crate::support::admin::ADMIN_TOML.into());
         let mut gate = Gate::start(&cfg).await;
+        let admin = admin_addr(&mut gate).await;
         assert_eq!(
             nth_remote_listening(&mut gate, 1, Duration::from_secs(10)).await,
             Some(port),
             "{}",
             gate.log_text()
         );
-        let how = read_end(SocketAddr::from(([127, 0, 0, 1], port))).await;
-        eprintln!("connection to a remote forward with a closed target: {how}");
+        for _ in 0..3 {
+            let how = read_end(SocketAddr::from(([127, 0, 0, 1], port))).await;
+            eprintln!("connection to a remote forward with a closed target: {how}");
+        }
         assert!(
             gate.wait_log(Duration::from_secs(5), |l| l
                 .contains("remote forward: cannot connect to the target"))
@@ -436,6 +442,27 @@ async fn remote_forward_to_a_closed_local_port_refuses_the_channel() {
                 .is_some(),
             "{}",
             gate.log_text()
+        );
+        // The refusals are logged before the open failure goes out; give the
+        // session a moment, then its buffers must all be gone.
+        let started = Instant::now();
+        let buffers = loop {
+            let (_, json) = get(admin, "/status").await;
+            let status: jumpgate::status::Status =
+                serde_json::from_str(&json).expect("status JSON");
+            let n: usize = status.upstreams[0]
+                .sessions
+                .iter()
+                .map(|s| s.relay_buffers)
+                .sum();
+            if n == 0 || started.elapsed() > Duration::from_secs(5) {
+                break n;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(
+            buffers, 0,
+            "three refused forwarded channels left relay buffers registered"
         );
     })
     .await;

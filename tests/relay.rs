@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::support::admin;
+use crate::support::gate::{check_expect_exit, spawn_expect_exit};
 use crate::support::pattern;
 use crate::support::process;
 use crate::support::{heavy_lock, targets, within, Gate, GateConfig, Sshd};
@@ -305,6 +306,47 @@ async fn a_forced_close_resets_the_client() {
         let _ = gate
             .wait_log(Duration::from_secs(5), |l| l.contains("stopped"))
             .await;
+    })
+    .await;
+}
+
+/// An unusable `[relay] spill_dir` (a directory that does not exist): `jumpgate run`
+/// stops at start with exit 78 and an error naming it, and `jumpgate check` reports
+/// the same error with the same exit code (before, check passed such a config).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_spill_dir_fails_run_and_check_alike() {
+    within(Duration::from_secs(60), "unusable spill_dir", async {
+        let sshd = Sshd::start().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("no-such-dir");
+        let mut cfg = GateConfig::new(&sshd);
+        cfg.extra_toml
+            .push(format!("[relay]\nspill_dir = \"{}\"", missing.display()));
+        let said = format!(
+            "[relay] spill_dir = {:?}: cannot create a spill file there",
+            missing.display().to_string()
+        );
+        let run = spawn_expect_exit(&cfg.toml());
+        let check = check_expect_exit(&cfg);
+        eprintln!(
+            "run: {:?} {}\ncheck: {:?} {}",
+            run.code, run.stderr, check.code, check.stdout
+        );
+        for (what, exit) in [("run", &run), ("check", &check)] {
+            assert_eq!(exit.code, Some(78), "{what}: {exit:?}");
+            assert!(
+                exit.stdout.contains(&said) || exit.stderr.contains(&said),
+                "{what} does not say {said:?}: {exit:?}"
+            );
+        }
+        // Spilling off: the directory is not used, so neither command objects to it.
+        cfg.extra_toml.pop();
+        cfg.extra_toml.push(format!(
+            "[relay]\nspill_dir = \"{}\"\nspill_per_tunnel = \"0\"",
+            missing.display()
+        ));
+        let check = check_expect_exit(&cfg);
+        assert_eq!(check.code, Some(0), "check with spilling off: {check:?}");
     })
     .await;
 }

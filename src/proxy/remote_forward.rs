@@ -280,8 +280,7 @@ impl RemoteForwarder {
     async fn serve(self: Arc<Self>, fc: ForwardedChannel, force: CancellationToken) {
         let Some(i) = self.lookup(&fc) else {
             warn!(bound = %fc.bound_host, port = fc.bound_port, "connection for a remote forward we do not hold: refused");
-            fc.reply
-                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+            fc.reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
             return;
         };
@@ -302,17 +301,13 @@ impl RemoteForwarder {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => {
                 info!(%to, error = %e, "remote forward: cannot connect to the target; refusing the channel");
-                fc.reply
-                    .reject(russh::ChannelOpenFailure::ConnectFailed)
-                    .await;
+                fc.reject(russh::ChannelOpenFailure::ConnectFailed).await;
                 tally.count(ConnResult::Failed);
                 return;
             }
             Err(_) => {
                 info!(%to, after = ?within, "remote forward: connecting to the target timed out; refusing the channel");
-                fc.reply
-                    .reject(russh::ChannelOpenFailure::ConnectFailed)
-                    .await;
+                fc.reject(russh::ChannelOpenFailure::ConnectFailed).await;
                 tally.count(ConnResult::Failed);
                 return;
             }

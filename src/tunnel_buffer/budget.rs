@@ -149,15 +149,26 @@ impl Budget {
     /// (a reload) keeps the first budget: the spill files in use depend on
     /// it; the caller says so.
     pub fn install(limits: Limits) -> Result<Arc<Budget>, SpillDirError> {
-        if limits.spill_per_tunnel > 0 {
-            tempfile::tempfile_in(&limits.spill_dir).map_err(|source| SpillDirError {
-                dir: limits.spill_dir.clone(),
-                source,
-            })?;
-        }
+        Budget::check_spill_dir(&limits)?;
         let mut fresh = Some(limits);
         let b = GLOBAL.get_or_init(|| Budget::new(fresh.take().unwrap_or_default()));
         Ok(b.clone())
+    }
+
+    /// Whether a spill file can be created (and is at once unlinked) in
+    /// `spill_dir`; with spilling off the directory is not touched. What
+    /// `install` checks at start, and `jumpgate check` on its own, with the
+    /// same error.
+    pub fn check_spill_dir(limits: &Limits) -> Result<(), SpillDirError> {
+        if limits.spill_per_tunnel == 0 {
+            return Ok(());
+        }
+        tempfile::tempfile_in(&limits.spill_dir)
+            .map(drop)
+            .map_err(|source| SpillDirError {
+                dir: limits.spill_dir.clone(),
+                source,
+            })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -228,6 +239,43 @@ mod tests {
         b.release_disk(60);
         assert!(b.reserve_disk(60));
         assert_eq!(b.usage().disk_reserved, 100);
+    }
+
+    #[test]
+    fn an_unusable_spill_dir_is_named_unless_spilling_is_off() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("missing");
+        let limits = Limits {
+            spill_dir: missing.clone(),
+            ..Limits::default()
+        };
+        let e = Budget::check_spill_dir(&limits).err();
+        let text = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.starts_with(&format!(
+                "[relay] spill_dir = {:?}: cannot create a spill file there: ",
+                missing.display().to_string()
+            )),
+            "{text}"
+        );
+        let off = Limits {
+            spill_per_tunnel: 0,
+            ..limits
+        };
+        assert!(
+            Budget::check_spill_dir(&off).is_ok(),
+            "spilling off: not touched"
+        );
+        let usable = Limits {
+            spill_dir: dir.path().to_owned(),
+            ..Limits::default()
+        };
+        assert!(Budget::check_spill_dir(&usable).is_ok());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).map(|d| d.count()).ok(),
+            Some(0),
+            "the probe file is unlinked"
+        );
     }
 
     #[test]

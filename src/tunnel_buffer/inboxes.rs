@@ -152,6 +152,20 @@ impl<K: Copy + Eq + Hash> Inboxes<K> {
         }
     }
 
+    /// A channel registered but never to be used: a `forwarded-tcpip` we
+    /// refused after registering its inbox (the handler registers before
+    /// it knows whether the local target answers). A refused open gets no
+    /// CHANNEL_CLOSE, so without this the entry would stay for the
+    /// session's life. A claimed inbox is its tunnel's; it is left alone.
+    pub fn forget(&self, id: K) {
+        let mut map = self.lock();
+        if map.entries.get(&id).is_some_and(|e| !e.claimed) {
+            if let Some(e) = map.entries.remove(&id) {
+                e.inbox.close();
+            }
+        }
+    }
+
     /// The session task ended: every tunnel learns it.
     pub fn lose_all(&self) {
         let mut map = self.lock();
@@ -255,6 +269,24 @@ mod tests {
         ib.data(id, b"x").await;
         assert_eq!(r.wait().await, Event::Data);
         ib.close(id);
+        assert!(ib.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_channel_is_forgotten_and_a_claimed_one_is_not() {
+        let ib = inboxes();
+        ib.register(5u32);
+        ib.register(6u32);
+        let mut r = ib.claim(6u32);
+        assert_eq!(ib.len(), 2);
+        ib.forget(5u32);
+        assert_eq!(ib.len(), 1, "the refused channel's inbox is gone");
+        ib.forget(6u32);
+        assert_eq!(ib.len(), 1, "a claimed inbox belongs to its tunnel");
+        ib.data(6u32, b"still fed").await;
+        assert_eq!(r.wait().await, Event::Data);
+        ib.forget(99u32);
+        ib.close(6u32);
         assert!(ib.is_empty());
     }
 

@@ -80,6 +80,7 @@ impl Pool {
                     buffered_memory_bytes: memory,
                     buffered_disk_bytes: disk,
                     parked: s.is_stalled(),
+                    relay_buffers: s.relay().len(),
                 }
             })
             .collect();

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use russh::{client, Channel};
+use russh::{client, Channel, ChannelOpenFailure};
 
 use super::JumpSession;
 
@@ -22,4 +22,15 @@ pub struct ForwardedChannel {
     pub bound_port: u32,
     /// Who connected to it, on the jump host's side.
     pub originator: String,
+}
+
+impl ForwardedChannel {
+    /// Refuses the channel (CHANNEL_OPEN_FAILURE with `why`) and forgets
+    /// the relay buffer the handler registered for it: a refused channel
+    /// gets no CHANNEL_CLOSE, so nothing else would remove it.
+    pub async fn reject(self, why: ChannelOpenFailure) {
+        let id = self.channel.id();
+        self.reply.reject(why).await;
+        self.session.relay().forget(id);
+    }
 }

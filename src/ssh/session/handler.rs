@@ -293,10 +293,6 @@ impl client::Handler for JumpHandler {
         _session: &mut client::Session,
     ) -> Result<(), Self::Error> {
         // Runs inside russh's session task: hand over, never wait here.
-        // The inbox exists before we accept, hence before any DATA.
-        if let Some(feed) = &self.inboxes {
-            feed.0.register(channel.id());
-        }
         let session = self.session.get().and_then(Weak::upgrade);
         let (Some(tx), Some(session)) = (&self.forwarded, session) else {
             debug!(
@@ -308,6 +304,12 @@ impl client::Handler for JumpHandler {
                 .await;
             return Ok(());
         };
+        // The inbox exists before the hand-over (hence before we accept and
+        // before any DATA); every refusal below and in `proxy::remote_forward`
+        // forgets it (`ForwardedChannel::reject`).
+        if let Some(feed) = &self.inboxes {
+            feed.0.register(channel.id());
+        }
         let fc = ForwardedChannel {
             session,
             channel,
@@ -326,7 +328,7 @@ impl client::Handler for JumpHandler {
                 }
             };
             debug!(bound_port = connected_port, reason = ?why, "refusing a forwarded-tcpip channel");
-            fc.reply.reject(why).await;
+            fc.reject(why).await;
         }
         Ok(())
     }
