@@ -33,6 +33,18 @@ use super::spill::Spill;
 /// How much of the spill file is read back into memory at once.
 pub const READ_BACK: usize = 128 * 1024;
 
+/// Where a tunnel's bytes can go at once, without waiting: the client
+/// socket's non-blocking write, installed by the relay
+/// (`InboxReader::set_sink`). While the inbox holds nothing, `push` writes
+/// through it from the session task, so a client that keeps up costs no
+/// copy into the inbox, no wakeup of the relay task and no spill; whatever
+/// the socket does not take at once is stored as before.
+pub trait Sink: Send + Sync {
+    /// Writes what the socket takes now: `Ok(n)`, possibly less than
+    /// `data.len()`; `WouldBlock` (or any error) means store it all.
+    fn try_write(&self, data: &[u8]) -> io::Result<usize>;
+}
+
 /// What the reader learns from `InboxReader::wait`, in stream order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -100,6 +112,9 @@ struct State {
     hit: [bool; 4],
     /// The session's park on this tunnel was logged once.
     told: bool,
+    /// The client socket, for writes that skip the buffer (`Sink`);
+    /// cleared when the reader leaves, so the socket closes with the relay.
+    sink: Option<Arc<dyn Sink>>,
 }
 
 impl Inbox {
@@ -132,6 +147,25 @@ impl Inbox {
         let mut st = shared.lock();
         if st.discard || st.end.is_some() {
             return Ok(());
+        }
+        // Nothing held (memory empty, no spill file, so nothing staged or
+        // being written by the relay): the socket may take the packet now,
+        // in order. Under the lock, so the relay cannot start a write in
+        // between.
+        let mut data = data;
+        if st.memory.is_empty() && st.spill.is_none() {
+            if let Some(sink) = &st.sink {
+                match sink.try_write(data) {
+                    Ok(n) if n >= data.len() => {
+                        st.capped = None;
+                        return Ok(());
+                    }
+                    Ok(n) => data = &data[n..],
+                    // WouldBlock, or the client is gone: stored, and the
+                    // relay's own write finds out which.
+                    Err(_) => {}
+                }
+            }
         }
         match st.store(data, &shared.budget) {
             Ok(()) => {
@@ -301,12 +335,19 @@ impl InboxReader {
         self.shared.lock().capped
     }
 
+    /// From now on `push` writes straight to `sink` whenever the inbox
+    /// holds nothing (see `Sink`).
+    pub fn set_sink(&self, sink: Arc<dyn Sink>) {
+        self.shared.lock().sink = Some(sink);
+    }
+
     /// Drops everything held and everything to come (the client is gone);
     /// EOF, close and loss are still reported.
     pub fn discard(&mut self) {
         self.staged = Bytes::new();
         let mut st = self.shared.lock();
         st.discard = true;
+        st.sink = None;
         st.release(&self.shared.budget);
         drop(st);
         self.shared.room.notify_one();

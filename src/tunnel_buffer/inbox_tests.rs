@@ -282,3 +282,67 @@ async fn a_producer_on_another_thread_waits_for_room_and_loses_nothing() {
     assert!(u.spilled > 0);
     assert_eq!((u.memory, u.disk, u.disk_reserved), (0, 0, 0), "{u:?}");
 }
+
+/// A client socket that takes at most `room` bytes per call (0: would block).
+struct Socket {
+    taken: Mutex<Vec<u8>>,
+    room: std::sync::atomic::AtomicUsize,
+}
+
+impl Sink for Socket {
+    fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+        let room = self.room.load(std::sync::atomic::Ordering::Relaxed);
+        if room == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = room.min(data.len());
+        self.taken
+            .lock()
+            .expect("lock")
+            .extend_from_slice(&data[..n]);
+        Ok(n)
+    }
+}
+
+#[tokio::test]
+async fn a_sink_takes_packets_only_while_nothing_is_held_and_order_is_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let account = Account::detached(budget(1024, 8 * 1024, 1 << 20, dir.path().into()));
+    let inbox = Inbox::new(account.clone());
+    let mut r = inbox.reader();
+    let socket = Arc::new(Socket {
+        taken: Mutex::new(Vec::new()),
+        room: 100.into(),
+    });
+    r.set_sink(socket.clone());
+    let stream = pattern(0, 400);
+    // Empty inbox: the socket takes 100 at once, 50 are held.
+    inbox.push(&stream[..150]).expect("push");
+    assert_eq!(r.buffered(), 50);
+    // Something is held: the next packet must queue behind it, not jump it.
+    inbox.push(&stream[150..250]).expect("push");
+    assert_eq!(socket.taken.lock().expect("lock").len(), 100);
+    assert_eq!(r.buffered(), 150);
+    let mut rng = StdRng::seed_from_u64(1);
+    let (held, _) = drain(&mut r, &mut rng, 150).await;
+    // Empty again: straight to the socket; and a socket that would block
+    // leaves the packet in the inbox.
+    inbox.push(&stream[250..300]).expect("push");
+    assert_eq!(r.buffered(), 0);
+    socket.room.store(0, std::sync::atomic::Ordering::Relaxed);
+    inbox.push(&stream[300..400]).expect("push");
+    let (last, _) = drain(&mut r, &mut rng, 100).await;
+    let taken = socket.taken.lock().expect("lock").clone();
+    let mut got = taken[..100].to_vec();
+    got.extend_from_slice(&held);
+    got.extend_from_slice(&taken[100..]);
+    got.extend_from_slice(&last);
+    assert_eq!(
+        got, stream,
+        "socket and inbox together give the stream in order"
+    );
+    assert_eq!(account.buffered(), (0, 0));
+    // The reader leaves: the inbox lets go of the socket.
+    drop(r);
+    assert_eq!(Arc::strong_count(&socket), 1);
+}

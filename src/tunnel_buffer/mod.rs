@@ -22,7 +22,7 @@ mod spill;
 
 pub use account::{Account, Meters};
 pub use budget::{Budget, Cap, Limits, SpillDirError, Usage};
-pub use inbox::{Event, Inbox, InboxReader, READ_BACK};
+pub use inbox::{Event, Inbox, InboxReader, Sink, READ_BACK};
 pub use inboxes::{Feed, Inboxes};
 
 use std::time::Duration;
