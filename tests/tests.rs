@@ -12,6 +12,7 @@
 //!   codes, handshake timeouts, garbage on the SOCKS port.
 //! - `known_hosts`: host keys from read-only global known_hosts files; `agent_socket`.
 //! - `netns`: a private network behind the jump host, names resolved only there.
+//! - `up_messages`: `jumpgate up` hints in ssh's terms (ssh options, "no such identity").
 //! - `ssh_config`: `jumpgate up -G` against `ssh -G` over a corpus of configs, and
 //!   `jumpgate up` end to end (-D, -J through two sshd, --ready-file, errors).
 //! - `faults`: an in-process russh jump host that opens slowly, confirms late, refuses
@@ -56,3 +57,4 @@ mod stress;
 mod support;
 mod tunnel;
 mod up;
+mod up_messages;

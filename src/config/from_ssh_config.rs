@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::algorithms::Kind;
+use super::interface::Interface;
 use super::model::{
     Algorithms, Endpoint, Hop, HostKeyCheck, Keepalive, RemoteForward, Upstream, DEFAULT_BACKOFF,
     DEFAULT_KEEPALIVE, DEFAULT_MAX_CHANNELS, DEFAULT_SESSIONS, DEFAULT_TIMEOUT,
@@ -150,7 +151,8 @@ pub fn upstream_from(
     files: &ConfigFiles,
     local: &Local,
 ) -> Result<Upstream, ToUpstreamError> {
-    let mut identity_paths: Vec<PathBuf> = Vec::new();
+    // Each path with whether the user named it (not one of ssh's defaults).
+    let mut identity_paths: Vec<(PathBuf, bool)> = Vec::new();
     let mut proxy_jump = Vec::new();
     if let Some(j) = &r.jump {
         chain(
@@ -163,13 +165,22 @@ pub fn upstream_from(
         )?;
     }
     for p in r.identity_paths.iter().rev() {
-        if !identity_paths.contains(p) {
-            identity_paths.insert(0, p.clone());
+        if !identity_paths.iter().any(|(have, _)| have == p) {
+            identity_paths.insert(0, (p.clone(), r.identity_paths_given));
         }
     }
-    // Missing files are skipped, as ssh does; encrypted ones are left to
-    // the agent when the keys are loaded (`skip_encrypted_identities`).
-    let identity_files = identity_paths.into_iter().filter(|p| p.exists()).collect();
+    // Missing files are skipped, as ssh does (and, for the ones the user
+    // named, said at login as ssh says it); encrypted ones are left to the
+    // agent when the keys are loaded (`skip_encrypted_identities`).
+    let mut identity_files = Vec::new();
+    let mut missing_identities = Vec::new();
+    for (p, given) in identity_paths {
+        match std::fs::metadata(&p) {
+            Ok(_) => identity_files.push(p),
+            Err(e) if given => missing_identities.push((p, sc::strerror(&e))),
+            Err(_) => {}
+        }
+    }
     let keepalive = Keepalive {
         interval: if r.server_alive_interval > 0 {
             Duration::from_secs(u64::from(r.server_alive_interval))
@@ -234,6 +245,8 @@ pub fn upstream_from(
             .filter(|p| p.exists())
             .cloned()
             .collect(),
+        interface: Interface::Ssh,
+        missing_identities,
     })
 }
 
@@ -244,7 +257,7 @@ fn chain(
     files: &ConfigFiles,
     local: &Local,
     out: &mut Vec<Hop>,
-    ids: &mut Vec<PathBuf>,
+    ids: &mut Vec<(PathBuf, bool)>,
     depth: usize,
 ) -> Result<(), ToUpstreamError> {
     if depth > 8 {
@@ -281,8 +294,8 @@ fn chain(
             }
         }
         for p in &r.identity_paths {
-            if !ids.contains(p) {
-                ids.push(p.clone());
+            if !ids.iter().any(|(have, _)| have == p) {
+                ids.push((p.clone(), r.identity_paths_given));
             }
         }
         out.push(Hop {

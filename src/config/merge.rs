@@ -77,6 +77,9 @@ fn merge(u: &RawUpstream, toml: Upstream, base: Upstream) -> Upstream {
         proxy_command: pick(hop_in_table, toml.proxy_command, base.proxy_command),
         user: base.user,
         identity_files: pick(ids_in_table, toml.identity_files, base.identity_files),
+        missing_identities: pick(ids_in_table, Vec::new(), base.missing_identities),
+        // The user edits TOML, whatever ssh_config supplied.
+        interface: toml.interface,
         skip_encrypted_identities: pick(
             ids_in_table,
             toml.skip_encrypted_identities,

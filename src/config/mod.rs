@@ -13,12 +13,14 @@
 //! `validate` (the checks over the whole file), `upstream` and `listener`
 //! (one table each), `merge` (an upstream's `ssh_config =` key),
 //! `from_ssh_config` (a resolved ssh_config host as an upstream),
-//! `algorithms` (algorithm names), `text` (small string forms), `home`
+//! `algorithms` (algorithm names), `interface` (how a setting is
+//! spelled for the interface the user came through), `text` (small string forms), `home`
 //! (home directory and user name), `relay` (the `[relay]` table).
 
 pub mod algorithms;
 pub mod from_ssh_config;
 mod home;
+mod interface;
 mod listener;
 mod merge;
 mod model;
@@ -33,6 +35,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use crate::ssh_config::DEFAULT_GLOBAL_KNOWN_HOSTS;
+pub use interface::{Interface, Setting};
 pub use model::*;
 pub use text::{
     expand_tilde, parse_bind, parse_duration, parse_endpoint, parse_remote_bind, parse_size,

@@ -99,6 +99,13 @@ pub struct Upstream {
     /// OpenSSH user certificates, each used with the identity file whose key
     /// it certifies (besides `<identity>-cert.pub`, found automatically).
     pub certificate_files: Vec<PathBuf>,
+    /// The interface this upstream was configured through; hints name
+    /// settings in its language (`config::Interface`).
+    pub interface: super::interface::Interface,
+    /// Identity files the user named (ssh_config IdentityFile, `-o
+    /// IdentityFile=`) that do not exist: ssh skips them and says `no such
+    /// identity: PATH: ...` when it gets to them; so does the login.
+    pub missing_identities: Vec<(PathBuf, String)>,
 }
 
 /// `remote_forwards = [{ bind = "[host:]port", to = "host:port" }]`: the jump

@@ -107,6 +107,8 @@ async fn start(first_port: u16) -> Result<u8, DemoError> {
         exit_on_forward_failure: false,
         algorithms: Default::default(),
         certificate_files: vec![],
+        interface: Default::default(),
+        missing_identities: Vec::new(),
     };
     let config = Config {
         upstreams: vec![upstream],

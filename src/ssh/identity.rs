@@ -12,7 +12,7 @@ use std::sync::Arc;
 use russh::keys::{Certificate, HashAlg, PrivateKey};
 use tracing::warn;
 
-use crate::config::{PassphraseSource, Upstream};
+use crate::config::{Interface, PassphraseSource, Setting, Upstream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -53,11 +53,14 @@ pub enum IdentityError {
     HostCert { path: DisplayPath },
     #[error(
         "{path}: certifies key {fingerprint}, which no identity file holds; add that key to \
-         identity_files (certificates for agent keys are not supported)"
+         {} (certificates for agent keys are not supported)",
+        .interface.key(Setting::IdentityFiles)
     )]
     CertUnmatched {
         path: DisplayPath,
         fingerprint: String,
+        /// How the user names identity files (TOML key or ssh option).
+        interface: Interface,
     },
     #[error("passphrase: environment variable {0} is not set")]
     PassphraseEnv(String),
@@ -244,6 +247,7 @@ pub fn load_upstream(u: &Upstream) -> Result<Vec<Identity>, IdentityError> {
             }
             None => {
                 return Err(IdentityError::CertUnmatched {
+                    interface: u.interface,
                     path: DisplayPath(path.clone()),
                     fingerprint: c.cert.public_key().fingerprint(HashAlg::Sha256).to_string(),
                 })

@@ -15,16 +15,19 @@ use hmac::{Hmac, KeyInit, Mac};
 use russh::keys::{Certificate, HashAlg, PublicKey};
 use sha1::Sha1;
 
-use crate::config::HostKeyCheck;
+use crate::config::{HostKeyCheck, Interface};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostKeyError {
     #[error(
         "host key for {host} is not known (strict checking): the server offered {algo} key \
          {fingerprint}; verify it with the server's admin, then add it with \
-         `ssh-keyscan -p {port} {plain} >> {file}` or set host_key_check = \"accept-new\""
+         `ssh-keyscan -p {port} {plain} >> {file}` or set {}",
+        .interface.host_key_check(HostKeyCheck::AcceptNew)
     )]
     Unknown {
+        /// How the user spells settings, for the accept-new hint.
+        interface: Interface,
         host: String,
         plain: String,
         port: u16,
@@ -115,9 +118,11 @@ impl<'a> Files<'a> {
     }
 }
 
-/// Verifies `key` for `host:port` with the given policy.
+/// Verifies `key` for `host:port` with the given policy; `interface` words
+/// the hint of an unknown key.
 pub fn verify(
     policy: HostKeyCheck,
+    interface: Interface,
     files: Files<'_>,
     host: &str,
     port: u16,
@@ -148,6 +153,7 @@ pub fn verify(
             Ok(Verdict::Learned)
         }
         Found::Unknown => Err(HostKeyError::Unknown {
+            interface,
             host: name,
             plain: host.to_owned(),
             port,
@@ -553,23 +559,30 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("sub/known_hosts");
         let k = key();
-        let e = verify(HostKeyCheck::Strict, only(&file), "h", 2200, &k).expect_err("unknown");
+        let e = verify(HostKeyCheck::Strict, Interface::Toml, only(&file), "h", 2200, &k).expect_err("unknown");
         let msg = e.to_string();
         assert!(msg.contains("SHA256:") && msg.contains("[h]:2200"), "{msg}");
+        assert!(msg.contains("set host_key_check = \"accept-new\""), "{msg}");
+        // An `up` user is told the ssh option, never the TOML key.
+        let e = verify(HostKeyCheck::Strict, Interface::Ssh, only(&file), "h", 2200, &k)
+            .expect_err("unknown");
+        let msg = e.to_string();
+        assert!(msg.contains("-o StrictHostKeyChecking=accept-new"), "{msg}");
+        assert!(!msg.contains("host_key_check"), "{msg}");
         assert_eq!(
-            verify(HostKeyCheck::AcceptNew, only(&file), "h", 2200, &k).expect("learn"),
+            verify(HostKeyCheck::AcceptNew, Interface::Toml, only(&file), "h", 2200, &k).expect("learn"),
             Verdict::Learned
         );
         assert_eq!(
-            verify(HostKeyCheck::Strict, only(&file), "h", 2200, &k).expect("known"),
+            verify(HostKeyCheck::Strict, Interface::Toml, only(&file), "h", 2200, &k).expect("known"),
             Verdict::Known
         );
         let e =
-            verify(HostKeyCheck::AcceptNew, only(&file), "h", 2200, &key()).expect_err("changed");
+            verify(HostKeyCheck::AcceptNew, Interface::Toml, only(&file), "h", 2200, &key()).expect_err("changed");
         assert!(e.to_string().contains("HAS CHANGED"), "{e}");
         assert!(e.to_string().contains("known_hosts:1"), "{e}");
         assert_eq!(
-            verify(HostKeyCheck::Off, only(&file), "h", 2200, &key()).expect("off"),
+            verify(HostKeyCheck::Off, Interface::Toml, only(&file), "h", 2200, &key()).expect("off"),
             Verdict::Unchecked
         );
     }
@@ -681,11 +694,11 @@ mod tests {
         let (k, other) = (key(), key());
         std::fs::write(&global, line("[h]:2200", &k)).expect("write");
         assert_eq!(
-            verify(HostKeyCheck::AcceptNew, files, "h", 2200, &k).expect("known"),
+            verify(HostKeyCheck::AcceptNew, Interface::Toml, files, "h", 2200, &k).expect("known"),
             Verdict::Known
         );
         assert!(!primary.exists(), "accept-new wrote the primary file");
-        let e = verify(HostKeyCheck::AcceptNew, files, "h", 2200, &other).expect_err("changed");
+        let e = verify(HostKeyCheck::AcceptNew, Interface::Toml, files, "h", 2200, &other).expect_err("changed");
         assert!(
             e.to_string().contains(&format!("{}:1", global.display())),
             "{e}"
@@ -693,7 +706,7 @@ mod tests {
         assert!(!primary.exists(), "accept-new wrote the primary file");
         // Unknown everywhere: accept-new learns it into the primary only.
         assert_eq!(
-            verify(HostKeyCheck::AcceptNew, files, "new", 2200, &k).expect("learn"),
+            verify(HostKeyCheck::AcceptNew, Interface::Toml, files, "new", 2200, &k).expect("learn"),
             Verdict::Learned
         );
         assert!(std::fs::read_to_string(&primary)

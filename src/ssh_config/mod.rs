@@ -95,6 +95,9 @@ pub struct Resolved {
     pub port: u16,
     pub identity_files: Vec<String>,
     pub identity_paths: Vec<PathBuf>,
+    /// `identity_paths` were named by the user (IdentityFile, `-i`), not
+    /// ssh's defaults: ssh says "no such identity" only for those.
+    pub identity_paths_given: bool,
     pub certificate_files: Vec<String>,
     pub certificate_paths: Vec<PathBuf>,
     pub identities_only: bool,
@@ -316,6 +319,7 @@ fn finish(
         port,
         identity_files,
         identity_paths,
+        identity_paths_given: !o.identity_files.is_empty(),
         certificate_files,
         certificate_paths,
         identities_only: o.identities_only.unwrap_or(false),

@@ -232,7 +232,10 @@ fn value_flag(f: char, v: &str, up: &mut UpArgs, local: &Local) -> Result<(), Us
                 Ok(_) => o.add_identity_file(p, true),
                 Err(e) => up
                     .warnings
-                    .push(format!("Warning: Identity file {p} not accessible: {e}.")),
+                    .push(format!(
+                        "Warning: Identity file {p} not accessible: {}.",
+                        crate::ssh_config::strerror(&e)
+                    )),
             }
         }
         'o' => {

@@ -105,11 +105,20 @@ pub(super) async fn authenticate(
             Err(e) => warn!(error = %e, socket = %socket.display(), "the agent is unreachable"),
         }
     }
+    // ssh's words for a named identity file that is not there: when nothing
+    // else was tried it is the reason, and says what to fix better than a
+    // generic hint.
+    let missing: Vec<String> = u
+        .missing_identities
+        .iter()
+        .map(|(p, why)| format!("no such identity: {}: {why}", p.display()))
+        .collect();
     if tried.is_empty() {
-        tried.push(
-            "no keys (set identity_files, or agent = true with SSH_AUTH_SOCK or agent_socket)"
-                .into(),
-        );
+        tried.push(if missing.is_empty() {
+            format!("no keys ({})", u.interface.no_keys_hint())
+        } else {
+            format!("no keys ({})", missing.join(", "))
+        });
         // Nothing was tried, so the server has not said what it accepts: ask.
         if let Ok(client::AuthResult::Failure {
             remaining_methods, ..
@@ -117,6 +126,8 @@ pub(super) async fn authenticate(
         {
             methods = method_names(&remaining_methods);
         }
+    } else {
+        tried.extend(missing);
     }
     info!(%user, host = %endpoint, "authentication failed");
     Err(ConnectError::Denied {

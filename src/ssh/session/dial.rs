@@ -156,7 +156,11 @@ where
             if let Some(ke) = link.key_error.lock().ok().and_then(|mut s| s.take()) {
                 return Err(ke.into());
             }
-            return Err(ConnectError::from_handshake(endpoint, e));
+            return Err(ConnectError::from_handshake(
+                endpoint,
+                settings.upstream.interface,
+                e,
+            ));
         }
     };
     super::auth::authenticate(&mut handle, settings, endpoint, user).await?;

@@ -1,5 +1,6 @@
 //! What can go wrong on a session: logging in (`ConnectError`, worded so
-//! that a user sees which config key to change) and opening a channel
+//! that a user sees which setting to change, in the language of the
+//! interface they came through: `config::Interface`) and opening a channel
 //! (`OpenError`, with its `reason` label for
 //! `jumpgate_channel_open_failures_total`). What a client is told about an
 //! `OpenError` is the listener's business (`proxy`), not this module's.
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use russh::ChannelOpenFailure;
 
-use crate::config::Endpoint;
+use crate::config::{Endpoint, Interface, Setting};
 use crate::metrics::OpenFailure;
 use crate::ssh::known_hosts::HostKeyError;
 use crate::ssh::proxy_command;
@@ -76,18 +77,25 @@ impl ConnectError {
     }
 
     /// A handshake error from russh, with the cases a user can fix in the
-    /// config told apart.
-    pub(super) fn from_handshake(addr: &Endpoint, source: russh::Error) -> ConnectError {
+    /// config told apart, naming the setting as `interface` spells it.
+    pub(super) fn from_handshake(
+        addr: &Endpoint,
+        interface: Interface,
+        source: russh::Error,
+    ) -> ConnectError {
         let addr = addr.to_string();
         match source {
             russh::Error::NoCommonAlgo { kind, ours, theirs } => {
                 let (what, key) = match kind {
-                    russh::AlgorithmKind::Kex => ("key exchange method", "kex"),
-                    russh::AlgorithmKind::Key => ("host key type", "host_key_algorithms"),
-                    russh::AlgorithmKind::Cipher => ("cipher", "ciphers"),
-                    russh::AlgorithmKind::Mac => ("MAC", "macs"),
-                    russh::AlgorithmKind::Compression => ("compression method", "not configurable"),
+                    russh::AlgorithmKind::Kex => ("key exchange method", Some(Setting::Kex)),
+                    russh::AlgorithmKind::Key => {
+                        ("host key type", Some(Setting::HostKeyAlgorithms))
+                    }
+                    russh::AlgorithmKind::Cipher => ("cipher", Some(Setting::Ciphers)),
+                    russh::AlgorithmKind::Mac => ("MAC", Some(Setting::Macs)),
+                    russh::AlgorithmKind::Compression => ("compression method", None),
                 };
+                let key = key.map_or("not configurable", |k| interface.key(k));
                 ConnectError::NoCommonAlgorithm {
                     addr,
                     what,
@@ -267,24 +275,34 @@ mod tests {
 
     #[test]
     fn a_missing_common_algorithm_names_the_config_key() {
+        use russh::AlgorithmKind as K;
         let cases = [
-            (russh::AlgorithmKind::Kex, "key exchange method", "kex"),
+            (K::Kex, "key exchange method", "kex", "KexAlgorithms"),
             (
-                russh::AlgorithmKind::Key,
+                K::Key,
                 "host key type",
                 "host_key_algorithms",
+                "HostKeyAlgorithms",
             ),
-            (russh::AlgorithmKind::Cipher, "cipher", "ciphers"),
-            (russh::AlgorithmKind::Mac, "MAC", "macs"),
+            (K::Cipher, "cipher", "ciphers", "Ciphers"),
+            (K::Mac, "MAC", "macs", "MACs"),
             (
-                russh::AlgorithmKind::Compression,
+                K::Compression,
                 "compression method",
+                "not configurable",
                 "not configurable",
             ),
         ];
-        for (kind, what, key) in cases {
+        let both = cases.into_iter().flat_map(|(kind, what, toml, ssh)| {
+            [
+                (kind, what, Interface::Toml, toml),
+                (kind, what, Interface::Ssh, ssh),
+            ]
+        });
+        for (kind, what, interface, key) in both {
             let e = ConnectError::from_handshake(
                 &endpoint(),
+                interface,
                 russh::Error::NoCommonAlgo {
                     kind,
                     ours: vec!["a".into(), "b".into()],
@@ -303,7 +321,11 @@ mod tests {
 
     #[test]
     fn other_handshake_errors_keep_russh_text_and_the_address() {
-        let e = ConnectError::from_handshake(&endpoint(), russh::Error::Disconnect);
+        let e = ConnectError::from_handshake(
+            &endpoint(),
+            Interface::Toml,
+            russh::Error::Disconnect,
+        );
         assert!(matches!(e, ConnectError::Ssh { .. }), "{e:?}");
         let shown = e.to_string();
         assert!(

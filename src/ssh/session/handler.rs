@@ -49,6 +49,8 @@ pub(super) struct JumpHandler {
     /// Read-only known_hosts files (see `Upstream::global_known_hosts`).
     global_known_hosts: Vec<std::path::PathBuf>,
     policy: crate::config::HostKeyCheck,
+    /// How the user spells settings, for hints and warnings.
+    interface: crate::config::Interface,
     /// Cancels `JumpSession::dead` when russh drops the handler, which it
     /// does when the session task ends for any reason.
     _dead: DropGuard,
@@ -100,6 +102,7 @@ impl JumpHandler {
             known_hosts: u.known_hosts.clone(),
             global_known_hosts: u.global_known_hosts.clone(),
             policy: u.host_key_check,
+            interface: u.interface,
             _dead: link.dead.clone().drop_guard(),
             failures: link.failures.clone(),
             upstream: u.name.clone(),
@@ -112,6 +115,12 @@ impl JumpHandler {
             session: session.unwrap_or_default(),
         };
         (handler, link)
+    }
+
+    /// The setting that turned host key checking off, as the user wrote it.
+    fn off_setting(&self) -> String {
+        self.interface
+            .host_key_check(crate::config::HostKeyCheck::Off)
     }
 
     fn files(&self) -> known_hosts::Files<'_> {
@@ -146,7 +155,7 @@ impl client::Handler for JumpHandler {
                     }
                     Ok(Some(_)) => {
                         warn!(host = %self.host, port = self.port, key_id = c.key_id(),
-                            "host certificate NOT checked (host_key_check = \"off\")");
+                            "host certificate NOT checked ({})", self.off_setting());
                         return Ok(true);
                     }
                     Ok(None) => {}
@@ -161,7 +170,7 @@ impl client::Handler for JumpHandler {
                 &owned
             }
         };
-        match known_hosts::verify(self.policy, self.files(), &self.host, self.port, key) {
+        match known_hosts::verify(self.policy, self.interface, self.files(), &self.host, self.port, key) {
             Ok(Verdict::Known) => Ok(true),
             Ok(Verdict::Learned) => {
                 warn!(
@@ -176,7 +185,8 @@ impl client::Handler for JumpHandler {
                 warn!(
                     host = %self.host, port = self.port,
                     fingerprint = %known_hosts::fingerprint(key),
-                    "host key NOT checked (host_key_check = \"off\")"
+                    "host key NOT checked ({})",
+                    self.off_setting()
                 );
                 Ok(true)
             }
