@@ -515,3 +515,54 @@ async fn garbage_on_the_socks_port_is_closed_and_the_daemon_keeps_serving() {
     })
     .await;
 }
+
+/// `jumpgate check -c F` on the issue's type errors, typo and syntax error:
+/// exit 78, and stderr names file:line, the key, the form it wants and an
+/// example (or, for a syntax error, line:column and the quoted line).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_words_type_errors_typos_and_syntax_errors_per_key() {
+    within(TEST_LIMIT, "check config errors", async {
+        let cases: [(&str, &str, &[&str]); 4] = [
+            (
+                "port",
+                "port = \"2222\"",
+                &["port wants an integer such as 2222"],
+            ),
+            (
+                "keepalive",
+                "keepalive = { interval = 5, count_max = 3 }",
+                &["interval wants a duration string such as \"15s\""],
+            ),
+            (
+                "known_hosts",
+                "known_host = \"/nonexistent/known_hosts\"",
+                &["did you mean `known_hosts`?"],
+            ),
+            (
+                "user",
+                "user = \"root",
+                &["TOML syntax error", "| user = \"root", "^"],
+            ),
+        ];
+        for (prefix, line_text, mentions) in cases {
+            let (toml, line) = config_with(prefix, line_text);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("jumpgate.toml");
+            std::fs::write(&path, &toml).expect("write config");
+            let mut cmd = tokio::process::Command::from(crate::support::process::offline_command(
+                dir.path(),
+                crate::support::gate::JUMPGATE,
+            ));
+            cmd.arg("check").arg("-c").arg(&path).env("NO_COLOR", "1");
+            let out = crate::support::process::run_for(&mut cmd, Duration::from_secs(30)).await;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(EX_CONFIG), "{line_text}: {stderr}");
+            let at = format!("{}:{line}:", path.display());
+            assert!(stderr.contains(&at), "{line_text}: no {at} in:\n{stderr}");
+            for m in mentions {
+                assert!(stderr.contains(m), "{line_text}: no {m:?} in:\n{stderr}");
+            }
+        }
+    })
+    .await;
+}

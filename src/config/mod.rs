@@ -13,7 +13,8 @@
 //! `validate` (the checks over the whole file), `upstream` and `listener`
 //! (one table each), `merge` (an upstream's `ssh_config =` key),
 //! `from_ssh_config` (a resolved ssh_config host as an upstream),
-//! `algorithms` (algorithm names), `interface` (how a setting is
+//! `algorithms` (algorithm names), `toml_errors` (serde's and toml's
+//! errors worded per key), `interface` (how a setting is
 //! spelled for the interface the user came through), `text` (small string forms), `home`
 //! (home directory and user name), `relay` (the `[relay]` table).
 
@@ -27,6 +28,7 @@ mod model;
 mod raw;
 mod relay;
 mod text;
+mod toml_errors;
 mod upstream;
 mod validate;
 
@@ -56,6 +58,14 @@ pub enum ConfigError {
     },
     #[error("{path}: {msg}")]
     Whole { path: DisplayPath, msg: String },
+    /// Not TOML; `msg` quotes the line with a caret under the column.
+    #[error("{path}:{line}:{column}: {msg}")]
+    Syntax {
+        path: DisplayPath,
+        line: usize,
+        column: usize,
+        msg: String,
+    },
 }
 
 /// A path as shown in messages (lossy, never fails).
@@ -93,9 +103,21 @@ impl Config {
     /// resolve nothing else (relative paths stay relative to the cwd, as ssh).
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let cx = validate::Cx { text, path };
+        // Syntax first, on its own, so that its errors keep line, column
+        // and the quoted line; then the types, worded per key.
+        if let Err(e) = text.parse::<toml::Table>() {
+            let at = e.span().map_or(0, |s| s.start);
+            return Err(ConfigError::Syntax {
+                path: DisplayPath(path.to_owned()),
+                line: cx.line_of(at),
+                column: cx.column_of(at),
+                msg: toml_errors::syntax(&e.to_string()),
+            });
+        }
         let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| cx.line_of(s.start)).unwrap_or(1);
-            cx.err_line(line, e.message().trim_end().replace('\n', "; "))
+            let at = e.span().map(|s| s.start);
+            let line = at.map_or(1, |a| cx.line_of(a));
+            cx.err_line(line, toml_errors::data(e.message(), text, at))
         })?;
         cx.validate(raw)
     }

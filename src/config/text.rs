@@ -70,17 +70,23 @@ pub fn parse_remote_bind(text: &str) -> Option<(String, u16)> {
     Some((host.to_owned(), port.parse().ok()?))
 }
 
+/// How a duration is written, for messages (also for a duration key given
+/// a number: `config::toml_errors`).
+pub const DURATION_HINT: &str = "use e.g. \"15s\" or \"250ms\"";
+/// How a size is written, for messages.
+pub const SIZE_HINT: &str = "use e.g. \"256KiB\", \"64MiB\" or \"2GiB\"";
+
 /// `"15s"`, `"250ms"`, `"1m 30s"` (humantime syntax).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
-        .map_err(|e| format!("not a duration ({e}); use e.g. \"15s\" or \"250ms\""))
+        .map_err(|e| format!("not a duration ({e}); {DURATION_HINT}"))
 }
 
 /// A size in bytes: `"1024"`, `"256KiB"`, `"64MiB"`, `"2GiB"` (binary
 /// units; `KB`/`MB`/`GB` are taken as the same binary units, as most
 /// people mean them for buffers; a space before the unit is fine).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    const HINT: &str = "use e.g. \"256KiB\", \"64MiB\" or \"2GiB\"";
+    const HINT: &str = SIZE_HINT;
     let t = s.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(digits);

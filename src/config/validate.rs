@@ -33,6 +33,14 @@ impl Cx<'_> {
             + 1
     }
 
+    /// 1-based column (in chars) of byte `offset` on its line.
+    pub fn column_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        let before = self.text.get(..end).unwrap_or_default();
+        let start = before.rfind('\n').map_or(0, |i| i + 1);
+        self.text.get(start..end).map_or(0, |s| s.chars().count()) + 1
+    }
+
     pub fn err_line(&self, line: usize, msg: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             path: DisplayPath(self.path.to_owned()),
@@ -312,7 +320,9 @@ mod tests {
             .replace("port", "")
             .replace("via = \"corp\"", "via = corp\"");
         let e = parse(&text).expect_err("syntax").to_string();
-        assert!(e.starts_with("/etc/jumpgate.toml:12: "), "{e}");
+        // path:line:column, then toml's message with the line quoted.
+        assert!(e.starts_with("/etc/jumpgate.toml:12:7: "), "{e}");
+        assert!(e.contains("12 | via = corp\""), "{e}");
     }
 
     #[test]

@@ -559,30 +559,76 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("sub/known_hosts");
         let k = key();
-        let e = verify(HostKeyCheck::Strict, Interface::Toml, only(&file), "h", 2200, &k).expect_err("unknown");
+        let e = verify(
+            HostKeyCheck::Strict,
+            Interface::Toml,
+            only(&file),
+            "h",
+            2200,
+            &k,
+        )
+        .expect_err("unknown");
         let msg = e.to_string();
         assert!(msg.contains("SHA256:") && msg.contains("[h]:2200"), "{msg}");
         assert!(msg.contains("set host_key_check = \"accept-new\""), "{msg}");
         // An `up` user is told the ssh option, never the TOML key.
-        let e = verify(HostKeyCheck::Strict, Interface::Ssh, only(&file), "h", 2200, &k)
-            .expect_err("unknown");
+        let e = verify(
+            HostKeyCheck::Strict,
+            Interface::Ssh,
+            only(&file),
+            "h",
+            2200,
+            &k,
+        )
+        .expect_err("unknown");
         let msg = e.to_string();
         assert!(msg.contains("-o StrictHostKeyChecking=accept-new"), "{msg}");
         assert!(!msg.contains("host_key_check"), "{msg}");
         assert_eq!(
-            verify(HostKeyCheck::AcceptNew, Interface::Toml, only(&file), "h", 2200, &k).expect("learn"),
+            verify(
+                HostKeyCheck::AcceptNew,
+                Interface::Toml,
+                only(&file),
+                "h",
+                2200,
+                &k
+            )
+            .expect("learn"),
             Verdict::Learned
         );
         assert_eq!(
-            verify(HostKeyCheck::Strict, Interface::Toml, only(&file), "h", 2200, &k).expect("known"),
+            verify(
+                HostKeyCheck::Strict,
+                Interface::Toml,
+                only(&file),
+                "h",
+                2200,
+                &k
+            )
+            .expect("known"),
             Verdict::Known
         );
-        let e =
-            verify(HostKeyCheck::AcceptNew, Interface::Toml, only(&file), "h", 2200, &key()).expect_err("changed");
+        let e = verify(
+            HostKeyCheck::AcceptNew,
+            Interface::Toml,
+            only(&file),
+            "h",
+            2200,
+            &key(),
+        )
+        .expect_err("changed");
         assert!(e.to_string().contains("HAS CHANGED"), "{e}");
         assert!(e.to_string().contains("known_hosts:1"), "{e}");
         assert_eq!(
-            verify(HostKeyCheck::Off, Interface::Toml, only(&file), "h", 2200, &key()).expect("off"),
+            verify(
+                HostKeyCheck::Off,
+                Interface::Toml,
+                only(&file),
+                "h",
+                2200,
+                &key()
+            )
+            .expect("off"),
             Verdict::Unchecked
         );
     }
@@ -694,11 +740,27 @@ mod tests {
         let (k, other) = (key(), key());
         std::fs::write(&global, line("[h]:2200", &k)).expect("write");
         assert_eq!(
-            verify(HostKeyCheck::AcceptNew, Interface::Toml, files, "h", 2200, &k).expect("known"),
+            verify(
+                HostKeyCheck::AcceptNew,
+                Interface::Toml,
+                files,
+                "h",
+                2200,
+                &k
+            )
+            .expect("known"),
             Verdict::Known
         );
         assert!(!primary.exists(), "accept-new wrote the primary file");
-        let e = verify(HostKeyCheck::AcceptNew, Interface::Toml, files, "h", 2200, &other).expect_err("changed");
+        let e = verify(
+            HostKeyCheck::AcceptNew,
+            Interface::Toml,
+            files,
+            "h",
+            2200,
+            &other,
+        )
+        .expect_err("changed");
         assert!(
             e.to_string().contains(&format!("{}:1", global.display())),
             "{e}"
@@ -706,7 +768,15 @@ mod tests {
         assert!(!primary.exists(), "accept-new wrote the primary file");
         // Unknown everywhere: accept-new learns it into the primary only.
         assert_eq!(
-            verify(HostKeyCheck::AcceptNew, Interface::Toml, files, "new", 2200, &k).expect("learn"),
+            verify(
+                HostKeyCheck::AcceptNew,
+                Interface::Toml,
+                files,
+                "new",
+                2200,
+                &k
+            )
+            .expect("learn"),
             Verdict::Learned
         );
         assert!(std::fs::read_to_string(&primary)

@@ -230,12 +230,10 @@ fn value_flag(f: char, v: &str, up: &mut UpArgs, local: &Local) -> Result<(), Us
             let p = expand_tilde(v, local);
             match std::fs::metadata(&p) {
                 Ok(_) => o.add_identity_file(p, true),
-                Err(e) => up
-                    .warnings
-                    .push(format!(
-                        "Warning: Identity file {p} not accessible: {}.",
-                        crate::ssh_config::strerror(&e)
-                    )),
+                Err(e) => up.warnings.push(format!(
+                    "Warning: Identity file {p} not accessible: {}.",
+                    crate::ssh_config::strerror(&e)
+                )),
             }
         }
         'o' => {

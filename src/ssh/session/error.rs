@@ -276,30 +276,28 @@ mod tests {
     #[test]
     fn a_missing_common_algorithm_names_the_config_key() {
         use russh::AlgorithmKind as K;
-        let cases = [
-            (K::Kex, "key exchange method", "kex", "KexAlgorithms"),
-            (
-                K::Key,
-                "host key type",
-                "host_key_algorithms",
-                "HostKeyAlgorithms",
-            ),
-            (K::Cipher, "cipher", "ciphers", "Ciphers"),
-            (K::Mac, "MAC", "macs", "MACs"),
-            (
-                K::Compression,
-                "compression method",
-                "not configurable",
-                "not configurable",
-            ),
-        ];
-        let both = cases.into_iter().flat_map(|(kind, what, toml, ssh)| {
+        let cases = || {
             [
-                (kind, what, Interface::Toml, toml),
-                (kind, what, Interface::Ssh, ssh),
+                (K::Kex, "key exchange method", "kex", "KexAlgorithms"),
+                (
+                    K::Key,
+                    "host key type",
+                    "host_key_algorithms",
+                    "HostKeyAlgorithms",
+                ),
+                (K::Cipher, "cipher", "ciphers", "Ciphers"),
+                (K::Mac, "MAC", "macs", "MACs"),
+                (
+                    K::Compression,
+                    "compression method",
+                    "not configurable",
+                    "not configurable",
+                ),
             ]
-        });
-        for (kind, what, interface, key) in both {
+        };
+        let toml = cases().map(|(k, w, t, _)| (k, w, Interface::Toml, t));
+        let ssh = cases().map(|(k, w, _, s)| (k, w, Interface::Ssh, s));
+        for (kind, what, interface, key) in toml.into_iter().chain(ssh) {
             let e = ConnectError::from_handshake(
                 &endpoint(),
                 interface,
@@ -321,11 +319,8 @@ mod tests {
 
     #[test]
     fn other_handshake_errors_keep_russh_text_and_the_address() {
-        let e = ConnectError::from_handshake(
-            &endpoint(),
-            Interface::Toml,
-            russh::Error::Disconnect,
-        );
+        let e =
+            ConnectError::from_handshake(&endpoint(), Interface::Toml, russh::Error::Disconnect);
         assert!(matches!(e, ConnectError::Ssh { .. }), "{e:?}");
         let shown = e.to_string();
         assert!(

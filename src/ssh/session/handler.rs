@@ -170,7 +170,14 @@ impl client::Handler for JumpHandler {
                 &owned
             }
         };
-        match known_hosts::verify(self.policy, self.interface, self.files(), &self.host, self.port, key) {
+        match known_hosts::verify(
+            self.policy,
+            self.interface,
+            self.files(),
+            &self.host,
+            self.port,
+            key,
+        ) {
             Ok(Verdict::Known) => Ok(true),
             Ok(Verdict::Learned) => {
                 warn!(
