@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::gate::JUMPGATE;
+use crate::support::gate::{check_expect_exit, JUMPGATE};
 use crate::support::process::offline_command;
-use crate::support::{free_port, within, Sshd};
+use crate::support::{free_port, within, GateConfig, Sshd};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -105,4 +105,95 @@ async fn missing_identity_file_is_named_as_ssh_names_it() {
         assert!(!err.contains("identity_files"), "a TOML key for up:\n{err}");
     })
     .await;
+}
+
+/// `ssh -Q WHAT`: the algorithms this machine's OpenSSH (the test sshd's
+/// build) knows.
+fn openssh_knows(what: &str) -> Vec<String> {
+    let out = std::process::Command::new("ssh")
+        .args(["-Q", what])
+        .output()
+        .expect("run ssh -Q");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `-G` prints ssh's own lists (ssh_config's tests compare it with `ssh
+/// -G`); `-G --effective` adds what jumpgate really offers, mlkem first, and
+/// names what ssh would offer that jumpgate drops. Every kex and cipher it
+/// prints that the test sshd also knows really negotiates (a login through
+/// `jumpgate check` with that one algorithm); none it prints is unknown to
+/// both OpenSSH and jumpgate's config (which would be a made-up name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dash_g_effective_prints_what_is_really_offered_and_it_negotiates() {
+    within(Duration::from_secs(240), "up -G --effective", async {
+        let sshd = Sshd::start().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kh = sshd.known_hosts().to_path_buf();
+        let mut a = args(&sshd, &kh, &[]);
+        a.insert(0, "-G".into());
+        let plain = up_stdout(dir.path(), &a).await;
+        assert!(
+            !plain.contains("effective-"),
+            "-G alone printed more than ssh:\n{plain}"
+        );
+        a.insert(1, "--effective".into());
+        let text = up_stdout(dir.path(), &a).await;
+        assert!(text.starts_with(&plain), "-G's own lines changed:\n{text}");
+        let list = |key: &str| -> Vec<String> {
+            let prefix = format!("effective-{key} ");
+            let line = text
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("no {prefix:?} line:\n{text}"));
+            line.split(',').map(str::to_owned).collect()
+        };
+        let kex = list("kexalgorithms");
+        assert_eq!(kex[0], "mlkem768x25519-sha256", "{text}");
+        assert!(
+            text.contains("# macs: ssh would offer, jumpgate does not: umac-64-etm@openssh.com"),
+            "the dropped umac MACs are not named:\n{text}"
+        );
+        let ciphers = list("ciphers");
+        assert!(!list("macs").is_empty() && !list("hostkeyalgorithms").is_empty());
+
+        let mut tried = 0;
+        for (key, names, what) in [("kex", &kex, "kex"), ("ciphers", &ciphers, "cipher")] {
+            let known = openssh_knows(what);
+            for name in names.iter().filter(|n| known.contains(n)) {
+                let cfg = GateConfig::new(&sshd).upstream_line(&format!("{key} = [\"{name}\"]"));
+                let exit = check_expect_exit(&cfg);
+                assert_eq!(
+                    exit.code,
+                    Some(0),
+                    "{key} = {name} printed by --effective but not negotiated:\n{}{}",
+                    exit.stdout,
+                    exit.stderr
+                );
+                tried += 1;
+            }
+        }
+        assert!(tried >= 8, "only {tried} algorithms tried:\n{text}");
+    })
+    .await;
+}
+
+/// `jumpgate up ARGS`'s stdout, which must exit 0 (bounded).
+async fn up_stdout(dir: &Path, args: &[String]) -> String {
+    let mut cmd = tokio::process::Command::from(offline_command(dir, JUMPGATE));
+    cmd.arg("up")
+        .args(args)
+        .env("HOME", dir)
+        .env_remove("SSH_AUTH_SOCK")
+        .current_dir(dir);
+    let out = crate::support::process::run_for(&mut cmd, Duration::from_secs(30)).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -14,7 +14,7 @@ use crate::ssh_config::{apply_option, AddressFamily, ConfigFiles, Local, Options
 pub const USAGE: &str =
     "usage: jumpgate up [-46CGgNnqTv] [-D [bind_address:]port] [-F configfile] \
 [-i identity_file] [-J destination] [-L address] [-l login_name] [-o option] [-p port] \
-[-R address] [--ready-file PATH] [--admin ADDR] destination";
+[-R address] [--ready-file PATH] [--admin ADDR] [-G --effective] destination";
 
 /// A bad command line: the message, shown with the usage line (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,9 @@ pub struct UpArgs {
     pub verbose: u8,
     /// `-G`: print the resolved configuration and exit.
     pub print_config: bool,
+    /// `--effective` (with `-G`): also print the algorithm lists jumpgate
+    /// really offers (`up::effective`).
+    pub effective: bool,
     pub help: bool,
     pub ready_file: Option<PathBuf>,
     pub admin: Option<SocketAddr>,
@@ -46,6 +49,7 @@ pub fn parse(args: &[String], local: &Local) -> Result<UpArgs, UsageError> {
     let mut up = UpArgs {
         verbose: 0,
         print_config: false,
+        effective: false,
         help: false,
         ready_file: None,
         admin: None,
@@ -94,6 +98,7 @@ pub fn parse(args: &[String], local: &Local) -> Result<UpArgs, UsageError> {
             };
             match name {
                 "help" => up.help = true,
+                "effective" => up.effective = true,
                 "ready-file" => up.ready_file = Some(PathBuf::from(value("ready-file")?)),
                 "admin" => {
                     let v = value("admin")?;
@@ -146,6 +151,11 @@ pub fn parse(args: &[String], local: &Local) -> Result<UpArgs, UsageError> {
     }
     if destination.is_none() {
         return Err(UsageError("no destination given".into()));
+    }
+    if up.effective && !up.print_config {
+        return Err(UsageError(
+            "--effective goes with -G (jumpgate up -G --effective HOST)".into(),
+        ));
     }
     Ok(up)
 }

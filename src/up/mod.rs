@@ -2,8 +2,11 @@
 //! ssh_config, turned into a jumpgate [`Config`] and run on the daemon's one
 //! startup path (`daemon::startup`) with a first login and a readiness
 //! signal for scripts (a line on stderr and `--ready-file`). `-G` prints the
-//! resolved configuration as `ssh -G`. Flags are parsed in `flags`.
+//! resolved configuration as `ssh -G`, and with `--effective` also the
+//! algorithm lists jumpgate really offers (`effective`). Flags are parsed in
+//! `flags`.
 
+pub mod effective;
 pub mod flags;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -167,10 +170,18 @@ pub async fn run(up: UpArgs) -> u8 {
         }
     }
     if up.print_config {
-        {
-            use std::io::Write as _;
-            let _ = write!(std::io::stdout(), "{}", ssh_config::print::print(&resolved));
+        let mut text = ssh_config::print::print(&resolved);
+        if up.effective {
+            // Only the upstream is needed: -G needs no forward to print.
+            match upstream_from(&resolved, &up.files, &local) {
+                Ok(u) => text.push_str(&effective::render(&resolved, &u)),
+                Err(e) => {
+                    crate::say_err!("jumpgate up: {e}");
+                    return EXIT_CONFIG;
+                }
+            }
         }
+        print_stdout(&text);
         return EXIT_OK;
     }
     let config = match to_config(&resolved, &up, &local) {
@@ -190,6 +201,11 @@ pub async fn run(up: UpArgs) -> u8 {
     }
     .run(config)
     .await
+}
+
+fn print_stdout(text: &str) {
+    use std::io::Write as _;
+    let _ = write!(std::io::stdout(), "{text}");
 }
 
 #[cfg(test)]

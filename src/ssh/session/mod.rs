@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use channels::ChannelGuard;
 pub use error::{ConnectError, FailureReason, OpenError};
 pub use forwarded_channel::ForwardedChannel;
-pub use settings::SessionSettings;
+pub use settings::{offered, SessionSettings};
 
 use channels::ChannelCounts;
 use failure_texts::FailureTexts;

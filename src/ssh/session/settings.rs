@@ -93,15 +93,11 @@ pub(super) fn known_hosts_files(u: &Upstream) -> known_hosts::Files<'_> {
     }
 }
 
-/// Our russh client settings: where each differs from russh's default, the
-/// comment says what it fixes.
-fn russh_config(u: &Upstream) -> client::Config {
-    let mut c = client::Config {
-        // Our defaults (AES-GCM first, which russh supports but does not
-        // list) or the upstream's lists.
-        preferred: crate::ssh::algorithms::preferred(&u.algorithms),
-        ..Default::default()
-    };
+/// The algorithms we offer to an upstream's jump hosts, in order (also what
+/// `jumpgate up -G --effective` prints): our defaults (AES-GCM first, which
+/// russh supports but does not list) or the upstream's lists.
+pub fn offered(u: &Upstream) -> russh::Preferred {
+    let mut p = crate::ssh::algorithms::preferred(&u.algorithms);
     // Without an explicit host_key_algorithms, ask for host certificates
     // (ahead of plain keys) only where known_hosts trusts a host CA, as ssh
     // does: elsewhere a certificate could only be checked as its plain key.
@@ -114,8 +110,18 @@ fn russh_config(u: &Upstream) -> client::Config {
     if u.algorithms.host_key_algorithms.is_none()
         && known_hosts::has_cert_authority(known_hosts_files(u), &names)
     {
-        c.preferred.host_key_certificates = c.preferred.key.clone();
+        p.host_key_certificates = p.key.clone();
     }
+    p
+}
+
+/// Our russh client settings: where each differs from russh's default, the
+/// comment says what it fixes.
+fn russh_config(u: &Upstream) -> client::Config {
+    let mut c = client::Config {
+        preferred: offered(u),
+        ..Default::default()
+    };
     // russh's own rekey aborts a busy session (Error::Pending when more than
     // 2 x window arrives during it). Let the server drive rekeys: OpenSSH
     // rekeys by its cipher's limit (1 GiB for chacha, 64 GiB for AES-GCM),
