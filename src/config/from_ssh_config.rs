@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::algorithms::Kind;
-use super::interface::Interface;
+use super::model::Interface;
 use super::model::{
     Algorithms, Endpoint, Hop, HostKeyCheck, Keepalive, RemoteForward, Upstream, DEFAULT_BACKOFF,
     DEFAULT_KEEPALIVE, DEFAULT_MAX_CHANNELS, DEFAULT_SESSIONS, DEFAULT_TIMEOUT,

@@ -4,30 +4,11 @@
 //! users, who never saw our TOML. Carried on `Upstream::interface`, read
 //! where hints are worded (`ssh::session::error`, `ssh::session::auth`,
 //! `ssh::known_hosts`, `ssh::identity`), so the wording is chosen by a typed
-//! value rather than by rewriting a message afterwards.
+//! value rather than by rewriting a message afterwards. The types
+//! (`Interface`, `Setting`) are the model's (`model.rs`); this file is how
+//! each is spelled.
 
-use super::model::HostKeyCheck;
-
-/// Where the user's settings came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Interface {
-    /// A jumpgate TOML file (`run`, `check`), including an upstream that
-    /// reads ssh_config through the `ssh_config =` key: its user edits TOML.
-    #[default]
-    Toml,
-    /// `jumpgate up`: ssh's command line and ssh_config.
-    Ssh,
-}
-
-/// A setting a message may tell the user to change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Setting {
-    Kex,
-    Ciphers,
-    Macs,
-    HostKeyAlgorithms,
-    IdentityFiles,
-}
+use super::model::{HostKeyCheck, Interface, Setting};
 
 impl Interface {
     /// The setting's name in this interface.

@@ -37,7 +37,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use crate::ssh_config::DEFAULT_GLOBAL_KNOWN_HOSTS;
-pub use interface::{Interface, Setting};
+
 pub use model::*;
 pub use text::{
     expand_tilde, parse_bind, parse_duration, parse_endpoint, parse_remote_bind, parse_size,

@@ -101,7 +101,7 @@ pub struct Upstream {
     pub certificate_files: Vec<PathBuf>,
     /// The interface this upstream was configured through; hints name
     /// settings in its language (`config::Interface`).
-    pub interface: super::interface::Interface,
+    pub interface: Interface,
     /// Identity files the user named (ssh_config IdentityFile, `-o
     /// IdentityFile=`) that do not exist: ssh skips them and says `no such
     /// identity: PATH: ...` when it gets to them; so does the login.
@@ -260,3 +260,24 @@ pub const DEFAULT_BACKOFF: Backoff = Backoff {
     max: Duration::from_secs(30),
 };
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the user's settings came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interface {
+    /// A jumpgate TOML file (`run`, `check`), including an upstream that
+    /// reads ssh_config through the `ssh_config =` key: its user edits TOML.
+    #[default]
+    Toml,
+    /// `jumpgate up`: ssh's command line and ssh_config.
+    Ssh,
+}
+
+/// A setting a message may tell the user to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    Kex,
+    Ciphers,
+    Macs,
+    HostKeyAlgorithms,
+    IdentityFiles,
+}

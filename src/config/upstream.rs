@@ -72,7 +72,7 @@ impl Cx<'_> {
             identity_files,
             skip_encrypted_identities: false,
             missing_identities: Vec::new(),
-            interface: super::interface::Interface::Toml,
+            interface: super::model::Interface::Toml,
             passphrase,
             agent: u.agent.unwrap_or(true),
             agent_socket: u.agent_socket.as_ref().map(|p| expand_tilde(p.get_ref())),
