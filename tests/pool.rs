@@ -157,6 +157,71 @@ async fn killed_sshd_reconnects() {
     .await;
 }
 
+/// After an outage long enough for the backoff to grow, the first CONNECT
+/// once the jump host is back must not sit out the rest of it: a waiting
+/// CONNECT has the slot retry early (at most once per failed dial, no sooner
+/// than 1 s after it). With `reconnect = { initial = "30s", max = "60s" }` the
+/// slot's own wait after the first failure is up to 30 s; the CONNECT,
+/// made 1.5 s after that failure, must get through within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_connect_retries_before_a_long_backoff_ends() {
+    within(TEST_LIMIT, "test", async {
+        let sshd = Sshd::start().await;
+        let echo = targets::echo().await;
+        let mut cfg = GateConfig::new(&sshd)
+            .connect_timeout("20s")
+            .upstream_line(r#"reconnect = { initial = "30s", max = "60s" }"#);
+        cfg.extra_toml
+            .push(crate::support::admin::ADMIN_TOML.into());
+        let mut gate = Gate::start(&cfg).await;
+        let admin = crate::support::admin::admin_addr(&mut gate).await;
+        let addr = SocketAddr::new(sshd.host(), sshd.port());
+        kill_sshd_tree(sshd_pid(&sshd), addr).await;
+        assert!(
+            gate.wait_log(Duration::from_secs(10), |l| l
+                .contains("cannot open SSH session"))
+                .await
+                .is_some(),
+            "no failed reconnect logged while sshd was down:\n{}",
+            gate.log_text()
+        );
+        let _sshd2 = restart_sshd(&sshd).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (_, json) = crate::support::admin::get(admin, "/status").await;
+        let v: serde_json::Value = serde_json::from_str(&json).expect("status json");
+        let host = &v["upstreams"][0]["hosts"][0];
+        let (failures, retry_in) = (
+            host["failures"].as_u64().unwrap_or(0),
+            host["retry_in_seconds"].as_f64(),
+        );
+        let back = Instant::now();
+        if let Err(e) = socks::echo_roundtrip(gate.socks_addr(), echo.addr(), b"back").await {
+            panic!(
+                "CONNECT after sshd came back: {e:#}\ngate log:\n{}",
+                gate.log_text()
+            );
+        }
+        let took = back.elapsed();
+        eprintln!(
+            "before the CONNECT: {failures} failed dials, the slot's retry in {retry_in:?} s; \
+             the CONNECT got through in {took:?}"
+        );
+        assert!(
+            took <= Duration::from_secs(5),
+            "the first CONNECT after sshd came back took {took:?} (slot retry was in \
+             {retry_in:?} s)\n{}",
+            gate.log_text()
+        );
+        assert!(
+            gate.count_log(|l| l.contains("retrying the jump host before its backoff ends")) >= 1
+                || retry_in.is_none_or(|r| r < 3.0),
+            "no early retry logged while the slot's backoff had {retry_in:?} s left:\n{}",
+            gate.log_text()
+        );
+    })
+    .await;
+}
+
 // === 2. failover between two jump hosts ===
 
 /// One round trip of the CONNECT stream: when it started and how it went.

@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::info;
 
 pub use jitter::Jitter;
 
@@ -47,6 +48,9 @@ pub struct Pool {
     /// Woken on every change that can unblock an `open`: a session became
     /// ready or died, a channel was released, a dial finished.
     changed: Arc<Notify>,
+    /// Wakes slot supervisors sleeping out a backoff that a waiting
+    /// CONNECT cut short (`HostHealth::take_early_retry`).
+    retry_now: Notify,
     /// Ends every supervisor and on-demand session at shutdown.
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -80,6 +84,35 @@ struct HostHealth {
     last_error: Option<String>,
     /// The last login was refused: backoff is at `reconnect.max` at once.
     key_refused: bool,
+    /// When the last dial to this host failed.
+    failed_at: Option<Instant>,
+    /// A waiting CONNECT may still cut this backoff short (once per failed
+    /// dial; never after a refused key): `take_early_retry`.
+    early_retry: bool,
+}
+
+/// How soon after a failed dial a waiting CONNECT may have the host tried
+/// again, whatever its backoff says. Once per failure, so that however many
+/// clients wait, the host sees at most one dial per this interval.
+pub(crate) const EARLY_RETRY_GAP: Duration = Duration::from_secs(1);
+
+impl HostHealth {
+    /// Shortens this host's backoff for a CONNECT that is waiting for a
+    /// session: after a long outage the backoff has grown to many seconds,
+    /// and a client arriving just after the jump host came back would wait
+    /// all of it. Returns whether the backoff was shortened.
+    fn take_early_retry(&mut self, now: Instant) -> bool {
+        let (Some(failed), Some(until)) = (self.failed_at, self.down_until) else {
+            return false;
+        };
+        let at = (failed + EARLY_RETRY_GAP).max(now);
+        if !self.early_retry || self.key_refused || at >= until {
+            return false;
+        }
+        self.early_retry = false;
+        self.down_until = Some(at);
+        true
+    }
 }
 
 impl Pool {
@@ -101,6 +134,7 @@ impl Pool {
                 seed: None,
             }),
             changed: Arc::new(Notify::new()),
+            retry_now: Notify::new(),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
             errors: ErrorLog::default(),
@@ -256,10 +290,22 @@ impl Pool {
                     Choice::Dial => {
                         let now = Instant::now();
                         let host = pick_host(&st.hosts, &st.sessions, now);
+                        let h = &mut st.hosts[host];
+                        if h.down_until.is_some_and(|t| t > now) && h.take_early_retry(now) {
+                            info!(upstream = %self.name(), host = %self.settings.describe(host),
+                                "a CONNECT is waiting for a session: retrying the jump host before its backoff ends");
+                        }
                         match st.hosts[host].down_until.filter(|t| *t > now) {
                             // Every host is in backoff: dialing now would
                             // hammer it; wait for the backoff (or a session).
                             Some(until) => wake_at = Some(until),
+                            // A slot supervisor without a session will dial
+                            // (it sleeps until the backoff we may just have
+                            // shortened): wake it rather than dial beside it,
+                            // which would count two failures for one outage.
+                            None if st.sessions.len() + st.dialing < u.sessions.min => {
+                                self.retry_now.notify_waiters();
+                            }
                             None => {
                                 st.dialing += 1;
                                 st.hosts[host].dialing += 1;
@@ -330,5 +376,52 @@ impl Drop for Release {
     fn drop(&mut self) {
         self.channels.dec();
         self.changed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(ago: Duration, backoff: Duration, now: Instant) -> HostHealth {
+        HostHealth {
+            failed_at: Some(now - ago),
+            down_until: Some(now - ago + backoff),
+            failures: 6,
+            early_retry: true,
+            ..HostHealth::default()
+        }
+    }
+
+    #[test]
+    fn a_waiting_connect_cuts_a_long_backoff_once() {
+        let now = Instant::now() + Duration::from_secs(100);
+        let mut h = failed(Duration::from_secs(3), Duration::from_secs(20), now);
+        assert!(h.take_early_retry(now));
+        assert_eq!(h.down_until, Some(now), "1 s after the failure: at once");
+        assert!(!h.take_early_retry(now), "only once per failed dial");
+    }
+
+    #[test]
+    fn an_early_retry_keeps_its_gap_after_the_failure() {
+        let now = Instant::now() + Duration::from_secs(100);
+        let mut h = failed(Duration::from_millis(200), Duration::from_secs(20), now);
+        assert!(h.take_early_retry(now));
+        assert_eq!(
+            h.down_until,
+            Some(now - Duration::from_millis(200) + EARLY_RETRY_GAP)
+        );
+    }
+
+    #[test]
+    fn no_early_retry_after_a_refused_key_or_a_short_backoff() {
+        let now = Instant::now() + Duration::from_secs(100);
+        let mut refused = failed(Duration::from_secs(3), Duration::from_secs(30), now);
+        refused.key_refused = true;
+        assert!(!refused.take_early_retry(now));
+        // The backoff ends sooner than an early retry could start.
+        let mut short = failed(Duration::from_millis(100), Duration::from_millis(500), now);
+        assert!(!short.take_early_retry(now));
+        assert_eq!(short.down_until, Some(now + Duration::from_millis(400)));
     }
 }

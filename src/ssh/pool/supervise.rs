@@ -120,6 +120,8 @@ impl Pool {
             Err(e) => {
                 let h = &mut st.hosts[host];
                 h.failures += 1;
+                h.failed_at = Some(Instant::now());
+                h.early_retry = true;
                 let refused = matches!(e, ConnectError::Denied { .. });
                 let first_refusal = refused && !h.key_refused;
                 h.key_refused = refused;
@@ -169,6 +171,7 @@ impl Pool {
         h.down_until = None;
         h.failures = 0;
         h.key_refused = false;
+        h.failed_at = None;
         st.sessions.push(s);
         self.log_readiness(st);
     }
@@ -269,6 +272,11 @@ impl Pool {
                     self.forget(&session, departure);
                 }
                 None => {
+                    // Armed before the wait is read, so that a CONNECT that
+                    // shortens the backoff in between still wakes us.
+                    let retry_now = self.retry_now.notified();
+                    tokio::pin!(retry_now);
+                    retry_now.as_mut().enable();
                     let wait = self.next_dial_in();
                     if !last_error_logged {
                         // The error itself was logged by `dial`.
@@ -279,6 +287,7 @@ impl Pool {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
+                        _ = retry_now => {}
                         _ = self.stop.cancelled() => break,
                     }
                 }
