@@ -52,6 +52,28 @@ fn two_host_config(a: &Sshd, b: &Sshd) -> GateConfig {
     ])
 }
 
+/// Waits up to `limit` for the gate to log a failed dial to the jump host.
+async fn wait_failed_dial(gate: &mut Gate, limit: Duration, what: &str) {
+    assert!(
+        gate.wait_log(limit, |l| l.contains("cannot open SSH session"))
+            .await
+            .is_some(),
+        "{what}:\n{}",
+        gate.log_text()
+    );
+}
+
+/// One echo round trip through the gate once sshd is back; panics with the
+/// gate's log if it fails.
+async fn echo_after_restart(gate: &Gate, echo: SocketAddr) {
+    if let Err(e) = socks::echo_roundtrip(gate.socks_addr(), echo, b"back").await {
+        panic!(
+            "CONNECT after sshd came back: {e:#}\ngate log:\n{}",
+            gate.log_text()
+        );
+    }
+}
+
 // === 1. kill and restart ===
 
 /// Kill the jump host's sshd during a download: the tunnel ends (EOF or reset, no
@@ -116,23 +138,16 @@ async fn killed_sshd_reconnects() {
             );
         }
         // While sshd is down the gate tries and fails (the backoff then grows).
-        assert!(
-            gate.wait_log(Duration::from_secs(5), |l| l
-                .contains("cannot open SSH session"))
-                .await
-                .is_some(),
-            "no failed reconnect logged while sshd was down:\n{}",
-            gate.log_text()
-        );
+        wait_failed_dial(
+            &mut gate,
+            Duration::from_secs(5),
+            "no failed reconnect logged while sshd was down",
+        )
+        .await;
 
         let _sshd2 = restart_sshd(&sshd).await;
         let back = Instant::now();
-        if let Err(e) = socks::echo_roundtrip(gate.socks_addr(), echo.addr(), b"back").await {
-            panic!(
-                "CONNECT after sshd came back: {e:#}\ngate log:\n{}",
-                gate.log_text()
-            );
-        }
+        echo_after_restart(&gate, echo.addr()).await;
         let took = back.elapsed();
         eprintln!("first CONNECT after sshd came back succeeded in {took:?}");
         assert!(
@@ -177,14 +192,12 @@ async fn a_waiting_connect_retries_before_a_long_backoff_ends() {
         let admin = crate::support::admin::admin_addr(&mut gate).await;
         let addr = SocketAddr::new(sshd.host(), sshd.port());
         kill_sshd_tree(sshd_pid(&sshd), addr).await;
-        assert!(
-            gate.wait_log(Duration::from_secs(10), |l| l
-                .contains("cannot open SSH session"))
-                .await
-                .is_some(),
-            "no failed reconnect logged while sshd was down:\n{}",
-            gate.log_text()
-        );
+        wait_failed_dial(
+            &mut gate,
+            Duration::from_secs(10),
+            "no failed reconnect logged while sshd was down",
+        )
+        .await;
         let _sshd2 = restart_sshd(&sshd).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let (_, json) = crate::support::admin::get(admin, "/status").await;
@@ -195,12 +208,7 @@ async fn a_waiting_connect_retries_before_a_long_backoff_ends() {
             host["retry_in_seconds"].as_f64(),
         );
         let back = Instant::now();
-        if let Err(e) = socks::echo_roundtrip(gate.socks_addr(), echo.addr(), b"back").await {
-            panic!(
-                "CONNECT after sshd came back: {e:#}\ngate log:\n{}",
-                gate.log_text()
-            );
-        }
+        echo_after_restart(&gate, echo.addr()).await;
         let took = back.elapsed();
         eprintln!(
             "before the CONNECT: {failures} failed dials, the slot's retry in {retry_in:?} s; \
@@ -454,14 +462,12 @@ async fn waiting_connects_do_not_bypass_the_reconnect_backoff() {
             .upstream_line(r#"reconnect = { initial = "1s", max = "30s" }"#);
         cfg.port = closer.port();
         let mut gate = Gate::start_unready(&cfg).await;
-        assert!(
-            gate.wait_log(Duration::from_secs(10), |l| l
-                .contains("cannot open SSH session"))
-                .await
-                .is_some(),
-            "no failed session logged:\n{}",
-            gate.log_text()
-        );
+        wait_failed_dial(
+            &mut gate,
+            Duration::from_secs(10),
+            "no failed session logged",
+        )
+        .await;
         let proxy = gate.socks_addr();
         let dest: socks::Dest = SocketAddr::from(([127, 0, 0, 1], 9)).into();
         let (before, cpu_before) = (closer.accepted(), cpu_time(gate.pid()));

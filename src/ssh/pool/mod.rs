@@ -291,7 +291,7 @@ impl Pool {
                         let now = Instant::now();
                         let host = pick_host(&st.hosts, &st.sessions, now);
                         let h = &mut st.hosts[host];
-                        if h.down_until.is_some_and(|t| t > now) && h.take_early_retry(now) {
+                        if h.take_early_retry(now) {
                             info!(upstream = %self.name(), host = %self.settings.describe(host),
                                 "a CONNECT is waiting for a session: retrying the jump host before its backoff ends");
                         }
